@@ -25,17 +25,25 @@ else
 VARIANT := release
 BIN     := bin/kvgate
 endif
-BUILD := build/$(VARIANT)
+BUILDROOT ?= build
+BUILD := $(BUILDROOT)/$(VARIANT)
 
 STORE_SRC   := $(wildcard store/*.c)
 GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
-LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(STORE_SRC) $(GATEWAY_SRC))
+STORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(STORE_SRC))
+GATEWAY_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(GATEWAY_SRC))
+LIB_OBJ     := $(STORE_OBJ) $(GATEWAY_OBJ)
 MAIN_OBJ    := $(BUILD)/gateway/main.o
 
-UNIT_SRC  := $(wildcard tests/unit/test_*.c)
-UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# Unit tests: tests/unit/store_*.c link the store layer only;
+# tests/unit/gateway_*.c link store + gateway.  Each prints "N passed, N failed".
+STORE_UNIT   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/store_*.c))
+GATEWAY_UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/gateway_*.c))
+UNIT_BIN     := $(STORE_UNIT) $(GATEWAY_UNIT)
 
-.PHONY: all deps run test unit e2e diff crash bench clean sanitize
+unit-bin: $(UNIT_BIN)
+
+.PHONY: all unit-bin store-unit deps run test unit e2e diff crash bench clean sanitize
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -46,9 +54,16 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
+$(STORE_UNIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(STORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(GATEWAY_UNIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+store-unit: $(STORE_UNIT)
+	@set -e; for t in $(STORE_UNIT); do echo "== $$t"; $$t; done
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -74,4 +89,4 @@ bench: deps all
 clean:
 	rm -rf build bin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
