@@ -41,7 +41,6 @@ STORE_UNIT   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit
 GATEWAY_UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/gateway_*.c))
 UNIT_BIN     := $(STORE_UNIT) $(GATEWAY_UNIT)
 
-unit-bin: $(UNIT_BIN)
 
 .PHONY: all unit-bin store-unit deps run test unit e2e diff crash bench clean sanitize
 all: $(BIN)
@@ -64,6 +63,8 @@ $(GATEWAY_UNIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
 
 store-unit: $(STORE_UNIT)
 	@set -e; for t in $(STORE_UNIT); do echo "== $$t"; $$t; done
+
+unit-bin: $(UNIT_BIN)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
