@@ -16,16 +16,19 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -l
 LDFLAGS := $(EXTRA_LDFLAGS)
 
 comma := ,
+BUILDROOT ?= build
+# The binary lands in bin/ for the default BUILDROOT, else inside BUILDROOT
+# (so several people can build side by side).
+BINDIR  := $(if $(filter build,$(BUILDROOT)),bin,$(BUILDROOT)/bin)
 ifdef SANITIZE
 VARIANT := san-$(subst $(comma),_,$(SANITIZE))
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
-BIN     := bin/kvgate-$(VARIANT)
+BIN     := $(BINDIR)/kvgate-$(VARIANT)
 else
 VARIANT := release
-BIN     := bin/kvgate
+BIN     := $(BINDIR)/kvgate
 endif
-BUILDROOT ?= build
 BUILD := $(BUILDROOT)/$(VARIANT)
 
 STORE_SRC   := $(wildcard store/*.c)
