@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# tests/run_all.sh — every test suite, each bounded by a timeout (called by
+# `make test` after `make deps` and the release build).
+#
+#   1. make unit                                  C unit tests, release build
+#   2. make SANITIZE=address,undefined all unit   C unit tests under ASan+UBSan
+#   3. pytest on the end-to-end suites (SAN_SUITES) against the sanitizer
+#      binary; sanitizer reports land in tests/artifacts/san/ and count as
+#      failures even if no test noticed them
+#   4. pytest on every suite under tests/ against the release binary
+#
+# Suites that do not exist yet are skipped, not failed.  Logs and JUnit XML
+# go to tests/artifacts/.  The last line printed is "N passed, N failed"
+# over all steps (a step that fails without reporting a failed test — a
+# build error, a timeout, a sanitizer report — counts as one failure); the
+# exit status is non-zero if anything failed.
+#
+# Environment (all optional):
+#   SAN_SUITES="tests/e2e tests/diff tests/openapi"  pytest paths for step 3
+#   SKIP_SAN=1            skip steps 2 and 3
+#   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_PYTEST    timeouts in seconds
+#   PYTEST_ARGS           extra arguments for both pytest runs
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+ART=$ROOT/tests/artifacts
+mkdir -p "$ART"
+JOBS=$(nproc 2>/dev/null || echo 2)
+PYTHON=/usr/bin/python3
+SAN=address,undefined
+SAN_BIN=$ROOT/bin/kvgate-san-${SAN//,/_}
+REL_BIN=$ROOT/bin/kvgate
+: "${SAN_SUITES:=tests/e2e tests/diff tests/openapi}"
+: "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=360}" "${T_PYTEST:=720}"
+read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
+
+passed=0 failed=0 skipped=0
+summary=()
+
+note() { printf '\n===== %s\n' "$*"; }
+
+# run_step NAME TIMEOUT CMD... : runs CMD with a timeout, output to the
+# terminal and to $ART/NAME.log.  Sets $rc.
+run_step() {
+    local name=$1 t=$2; shift 2
+    note "$name: $*"
+    local start=$SECONDS
+    timeout -k 15 "$t" "$@" 2>&1 | tee "$ART/$name.log"
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "run_all: $name TIMED OUT after ${t}s"
+    fi
+    echo "run_all: $name exit $rc in $((SECONDS - start))s"
+}
+
+# C unit binaries print "N passed, N failed" each; add them up.
+count_unit() {
+    local name=$1 p f
+    read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ {p += $1; f += $3} END {print p+0, f+0}' "$ART/$name.log")
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # build error, crash, timeout
+    passed=$((passed + p)); failed=$((failed + f))
+    summary+=("$name: $p passed, $f failed (exit $rc)")
+}
+
+# pytest: counts from its JUnit XML.  Exit 5 (nothing collected) is fine.
+count_pytest() {
+    local name=$1 p=0 f=0 s=0 xml=$ART/$name.xml
+    if [ -s "$xml" ]; then
+        read -r p f s < <("$PYTHON" - "$xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+n = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+k = sum(int(s.get("skipped", 0)) for s in suites)
+print(n - f - k, f, k)
+EOF
+        ) || { p=0 f=0 s=0; }
+    fi
+    [ "$rc" = 5 ] && rc=0
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    summary+=("$name: $p passed, $f failed, $s skipped (exit $rc)")
+}
+
+pytest_step() {  # NAME TIMEOUT BIN PATHS...
+    local name=$1 t=$2 bin=$3; shift 3
+    rm -f "$ART/$name.xml"
+    run_step "$name" "$t" env KVGATE_BIN="$bin" PYTHONDONTWRITEBYTECODE=1 \
+        "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="$ART/$name.xml" \
+        "${EXTRA[@]}" "$@"
+    count_pytest "$name"
+}
+
+# ---- 1. C unit tests (release) ---------------------------------------------
+run_step unit "$T_UNIT" make --no-print-directory -k -j"$JOBS" unit
+count_unit unit
+
+if [ "${SKIP_SAN:-0}" != 1 ]; then
+    # ---- 2. sanitizer build + C unit tests ---------------------------------
+    run_step san-unit "$T_SAN_BUILD" make --no-print-directory -k -j"$JOBS" SANITIZE=$SAN all unit
+    count_unit san-unit
+
+    # ---- 3. end-to-end suites against the sanitizer binary ----------------
+    suites=()
+    for s in $SAN_SUITES; do [ -e "$s" ] && suites+=("$s"); done
+    if [ ! -x "$SAN_BIN" ]; then
+        summary+=("san-pytest: not run, $SAN_BIN was not built")
+    elif ((${#suites[@]} == 0)); then
+        summary+=("san-pytest: no suites yet ($SAN_SUITES)")
+    else
+        rm -rf "$ART/san"; mkdir -p "$ART/san"
+        # Reports go to files: the suites' fixtures keep the server's stderr
+        # to themselves, and a report after a test passed must still fail us.
+        ASAN_OPTIONS="log_path=$ART/san/asan:halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1" \
+        UBSAN_OPTIONS="log_path=$ART/san/ubsan:print_stacktrace=1:halt_on_error=1" \
+            pytest_step san-pytest "$T_SAN_PYTEST" "$SAN_BIN" -m "not slow" "${suites[@]}"
+        reports=("$ART"/san/*)
+        if [ -e "${reports[0]}" ]; then
+            note "sanitizer reports (${#reports[@]}), first lines of each:"
+            for r in "${reports[@]}"; do echo "--- $r"; head -n 30 "$r"; done
+            failed=$((failed + ${#reports[@]}))
+            summary+=("sanitizer: ${#reports[@]} report(s) in $ART/san")
+        fi
+    fi
+fi
+
+# ---- 4. every Python suite against the release binary ----------------------
+pytest_step pytest "$T_PYTEST" "$REL_BIN" tests
+
+note "summary"
+printf '%s\n' "${summary[@]}"
+echo "skipped: $skipped"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
