@@ -1,0 +1,11 @@
+"""kvtest: helpers for kvgate's Python suites (diff, e2e, crash).
+
+Only the standard library.  Modules:
+  client  -- a tiny HTTP/JSON client (http.client), base64 helpers
+  procs   -- start/stop/restart/kill kvgate and a real etcd 3.4 on free loopback ports
+  norm    -- normalise etcd/kvgate JSON answers for comparison
+"""
+from .client import Client, Resp, b64, unb64  # noqa: F401
+from .procs import (Kvgate, Etcd, free_port, kvgate_bin, etcd_bin, kill_all_servers,  # noqa: F401
+                    ServerError, REPO)
+from .norm import normalise  # noqa: F401
