@@ -87,7 +87,7 @@ EOF
 pytest_step() {  # NAME TIMEOUT BIN PATHS...
     local name=$1 t=$2 bin=$3; shift 3
     rm -f "$ART/$name.xml"
-    run_step "$name" "$t" env KVGATE_BIN="$bin" PYTHONDONTWRITEBYTECODE=1 \
+    run_step "$name" "$t" env KVGATE_BIN="$bin" KVTEST_REQUIRE_BINARIES=1 PYTHONDONTWRITEBYTECODE=1 \
         "$PYTHON" -m pytest -q -p no:cacheprovider --junitxml="$ART/$name.xml" \
         "${EXTRA[@]}" "$@"
     count_pytest "$name"
