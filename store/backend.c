@@ -1,0 +1,326 @@
+/*
+ * backend.c — RocksDB behind a small interface: open/close with the store's
+ * column families, point reads, iterators (optionally merged with a
+ * WriteBatchWithIndex so the committer reads its own uncommitted writes),
+ * atomic batch writes, size.  The only file that includes rocksdb/c.h; every
+ * RocksDB error string is converted to a kv_err and freed here.
+ *
+ * Column families (layouts in revision.c, kv_record.c, key_index.c,
+ * kvstore.c):
+ *   "default"  unused (RocksDB requires it)
+ *   "meta"     store revision, compaction revisions, format version
+ *   "rev"      (main, sub) -> kv_record: the history, in revision order
+ *   "index"    escaped key + (~main, ~sub) -> small index value
+ *
+ * Tuning: one LRU block cache shared by all families, a bloom filter
+ * (10 bits/key) for point lookups in "rev" and "meta", level compaction.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rocksdb/c.h>
+
+#include "backend.h"
+
+int backend_fail_writes;
+kv_err backend_fail_err = KV_ERR_IO;
+
+static const char *cf_names[BE_CF_COUNT + 1] = {"meta", "rev", "index", "default"};
+
+struct backend {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_options_t *cf_opts[BE_CF_COUNT + 1];
+    rocksdb_column_family_handle_t *cf[BE_CF_COUNT + 1];
+    rocksdb_block_based_table_options_t *bbto;
+    rocksdb_cache_t *cache;
+    rocksdb_readoptions_t *ro;
+    rocksdb_writeoptions_t *wo_sync, *wo_nosync;
+};
+
+struct backend_batch {
+    backend *b; /* for the column family handles */
+    bool indexed;
+    rocksdb_writebatch_wi_t *wi;
+    rocksdb_writebatch_t *wb;
+};
+
+struct backend_iter {
+    rocksdb_iterator_t *it;
+};
+
+static kv_err conv_err(char *err)
+{
+    kv_err e = KV_ERR_IO;
+    if (err && (strstr(err, "No space") || strstr(err, "no space") || strstr(err, "NoSpace")))
+        e = KV_ERR_NOSPACE;
+    rocksdb_free(err);
+    return e;
+}
+
+static char *dupmsg(const char *fmt, const char *a, const char *b)
+{
+    char *m = NULL;
+    if (asprintf(&m, fmt, a, b ? b : "") < 0)
+        m = NULL;
+    return m;
+}
+
+backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
+{
+    char *err = NULL;
+    backend *b = calloc(1, sizeof *b);
+    if (!b)
+        goto err;
+    b->cache = rocksdb_cache_create_lru(o->block_cache_bytes);
+    b->bbto = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(b->bbto, b->cache);
+    rocksdb_block_based_options_set_filter_policy(b->bbto, rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_block_based_options_set_cache_index_and_filter_blocks(b->bbto, 1);
+    rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(b->bbto, 1);
+
+    b->opts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(b->opts, o->create);
+    rocksdb_options_set_create_missing_column_families(b->opts, o->create);
+    rocksdb_options_set_error_if_exists(b->opts, 0);
+    rocksdb_options_set_paranoid_checks(b->opts, 1);
+    rocksdb_options_increase_parallelism(b->opts, 2);
+    rocksdb_options_set_max_background_jobs(b->opts, 2);
+    rocksdb_options_set_keep_log_file_num(b->opts, 4);
+    for (int i = 0; i <= BE_CF_COUNT; i++) {
+        b->cf_opts[i] = rocksdb_options_create_copy(b->opts);
+        rocksdb_options_set_block_based_table_factory(b->cf_opts[i], b->bbto);
+        rocksdb_options_set_level_compaction_dynamic_level_bytes(b->cf_opts[i], 1);
+    }
+    rocksdb_options_set_block_based_table_factory(b->opts, b->bbto);
+
+    b->db = rocksdb_open_column_families(b->opts, dir, BE_CF_COUNT + 1, cf_names,
+                                         (const rocksdb_options_t *const *)b->cf_opts, b->cf,
+                                         &err);
+    if (!b->db) {
+        if (err && (strstr(err, "lock") || strstr(err, "LOCK") || strstr(err, "Resource temporarily")))
+            *errmsg = dupmsg("data dir %s is in use by another kvgate (%s)", dir, err);
+        else
+            *errmsg = dupmsg("cannot open the store in data dir %s: %s", dir, err);
+        rocksdb_free(err);
+        err = NULL;
+        goto err_set;
+    }
+    b->ro = rocksdb_readoptions_create();
+    b->wo_sync = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(b->wo_sync, 1);
+    b->wo_nosync = rocksdb_writeoptions_create();
+    return b;
+err:
+    *errmsg = dupmsg("out of memory opening %s%s", dir, NULL);
+err_set:
+    backend_close(b);
+    return NULL;
+}
+
+void backend_close(backend *b)
+{
+    if (!b)
+        return;
+    if (b->db) {
+        for (int i = 0; i <= BE_CF_COUNT; i++)
+            if (b->cf[i])
+                rocksdb_column_family_handle_destroy(b->cf[i]);
+        rocksdb_close(b->db);
+    }
+    for (int i = 0; i <= BE_CF_COUNT; i++)
+        if (b->cf_opts[i])
+            rocksdb_options_destroy(b->cf_opts[i]);
+    if (b->opts)
+        rocksdb_options_destroy(b->opts);
+    if (b->bbto)
+        rocksdb_block_based_options_destroy(b->bbto);
+    if (b->cache)
+        rocksdb_cache_destroy(b->cache);
+    if (b->ro)
+        rocksdb_readoptions_destroy(b->ro);
+    if (b->wo_sync)
+        rocksdb_writeoptions_destroy(b->wo_sync);
+    if (b->wo_nosync)
+        rocksdb_writeoptions_destroy(b->wo_nosync);
+    free(b);
+}
+
+uint64_t backend_size(backend *b)
+{
+    uint64_t total = 0, v;
+    for (int i = 0; i <= BE_CF_COUNT; i++) {
+        if (rocksdb_property_int_cf(b->db, b->cf[i], "rocksdb.total-sst-files-size", &v) == 0)
+            total += v;
+        if (rocksdb_property_int_cf(b->db, b->cf[i], "rocksdb.cur-size-all-mem-tables", &v) == 0)
+            total += v;
+    }
+    return total;
+}
+
+bool backend_is_empty(backend *b)
+{
+    for (int i = 0; i < BE_CF_COUNT; i++) {
+        backend_iter *it = backend_iter_new(b, NULL, i);
+        if (!it)
+            return false;
+        backend_iter_seek_first(it);
+        bool any = backend_iter_valid(it);
+        backend_iter_free(it);
+        if (any)
+            return false;
+    }
+    return true;
+}
+
+kv_err backend_get(backend *b, backend_batch *wb, int cf, const void *key, size_t klen,
+                   char **val, size_t *vlen, bool *found)
+{
+    char *err = NULL;
+    char *v;
+    if (wb && wb->indexed)
+        v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(wb->wi, b->db, b->ro, b->cf[cf],
+                                                           key, klen, vlen, &err);
+    else
+        v = rocksdb_get_cf(b->db, b->ro, b->cf[cf], key, klen, vlen, &err);
+    if (err)
+        return conv_err(err);
+    *found = v != NULL;
+    *val = v;
+    return KV_OK;
+}
+
+void backend_free(void *p)
+{
+    rocksdb_free(p);
+}
+
+backend_iter *backend_iter_new(backend *b, backend_batch *wb, int cf)
+{
+    backend_iter *it = malloc(sizeof *it);
+    if (!it)
+        return NULL;
+    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(b->db, b->ro, b->cf[cf]);
+    if (wb && wb->indexed)
+        /* takes over `base` */
+        it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(wb->wi, base, b->cf[cf]);
+    else
+        it->it = base;
+    return it;
+}
+
+void backend_iter_seek(backend_iter *it, const void *key, size_t klen)
+{
+    rocksdb_iter_seek(it->it, key, klen);
+}
+
+void backend_iter_seek_first(backend_iter *it)
+{
+    rocksdb_iter_seek_to_first(it->it);
+}
+
+void backend_iter_next(backend_iter *it)
+{
+    rocksdb_iter_next(it->it);
+}
+
+bool backend_iter_valid(backend_iter *it)
+{
+    return rocksdb_iter_valid(it->it) != 0;
+}
+
+const uint8_t *backend_iter_key(backend_iter *it, size_t *len)
+{
+    return (const uint8_t *)rocksdb_iter_key(it->it, len);
+}
+
+const uint8_t *backend_iter_value(backend_iter *it, size_t *len)
+{
+    return (const uint8_t *)rocksdb_iter_value(it->it, len);
+}
+
+kv_err backend_iter_status(backend_iter *it)
+{
+    char *err = NULL;
+    rocksdb_iter_get_error(it->it, &err);
+    return err ? conv_err(err) : KV_OK;
+}
+
+void backend_iter_free(backend_iter *it)
+{
+    if (!it)
+        return;
+    rocksdb_iter_destroy(it->it);
+    free(it);
+}
+
+backend_batch *backend_batch_new(backend *b, bool indexed)
+{
+    backend_batch *wb = calloc(1, sizeof *wb);
+    if (!wb)
+        return NULL;
+    wb->b = b;
+    wb->indexed = indexed;
+    if (indexed)
+        wb->wi = rocksdb_writebatch_wi_create(1 << 16, 1);
+    else
+        wb->wb = rocksdb_writebatch_create();
+    return wb;
+}
+
+void backend_batch_free(backend_batch *wb)
+{
+    if (!wb)
+        return;
+    if (wb->wi)
+        rocksdb_writebatch_wi_destroy(wb->wi);
+    if (wb->wb)
+        rocksdb_writebatch_destroy(wb->wb);
+    free(wb);
+}
+
+void backend_batch_put(backend_batch *wb, int cf, const void *k, size_t kl, const void *v,
+                       size_t vl)
+{
+    if (wb->indexed)
+        rocksdb_writebatch_wi_put_cf(wb->wi, wb->b->cf[cf], k, kl, v, vl);
+    else
+        rocksdb_writebatch_put_cf(wb->wb, wb->b->cf[cf], k, kl, v, vl);
+}
+
+void backend_batch_delete(backend_batch *wb, int cf, const void *k, size_t kl)
+{
+    if (wb->indexed)
+        rocksdb_writebatch_wi_delete_cf(wb->wi, wb->b->cf[cf], k, kl);
+    else
+        rocksdb_writebatch_delete_cf(wb->wb, wb->b->cf[cf], k, kl);
+}
+
+void backend_batch_clear(backend_batch *wb)
+{
+    if (wb->indexed)
+        rocksdb_writebatch_wi_clear(wb->wi);
+    else
+        rocksdb_writebatch_clear(wb->wb);
+}
+
+int backend_batch_count(backend_batch *wb)
+{
+    return wb->indexed ? rocksdb_writebatch_wi_count(wb->wi) : rocksdb_writebatch_count(wb->wb);
+}
+
+kv_err backend_batch_write(backend *b, backend_batch *wb, bool sync)
+{
+    char *err = NULL;
+    if (__atomic_load_n(&backend_fail_writes, __ATOMIC_SEQ_CST) > 0 &&
+        __atomic_sub_fetch(&backend_fail_writes, 1, __ATOMIC_SEQ_CST) >= 0)
+        return backend_fail_err;
+    rocksdb_writeoptions_t *wo = sync ? b->wo_sync : b->wo_nosync;
+    if (wb->indexed)
+        rocksdb_write_writebatch_wi(b->db, wo, wb->wi, &err);
+    else
+        rocksdb_write(b->db, wo, wb->wb, &err);
+    return err ? conv_err(err) : KV_OK;
+}
