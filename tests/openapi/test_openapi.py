@@ -450,10 +450,15 @@ def test_txn(srv, prefix):
 
 
 def test_oversized_body(srv, prefix):
-    """kvgate: 413 before reading the body; etcd 3.4: 429 from gRPC."""
-    path = prefix + "/kv/put"
-    st, hdrs, raw = post_oversized(srv.port, path, 3 << 20)
-    srv.check("POST", path, st, hdrs, raw, {"kvgate": 413, "etcd": 429}, 8)
+    """kvgate: 413 before reading the body; etcd 3.4: 429 from gRPC, for a
+    put (other endpoints drop the unknown "value" field before gRPC sees a
+    large message)."""
+    for ep in ("range", "put", "deleterange", "txn", "compaction"):
+        if srv.kind == "etcd" and ep != "put":
+            continue
+        path = "%s/kv/%s" % (prefix, ep)
+        st, hdrs, raw = post_oversized(srv.port, path, 3 << 20)
+        srv.check("POST", path, st, hdrs, raw, {"kvgate": 413, "etcd": 429}, 8)
 
 
 def test_preflight(srv, prefix):
@@ -483,11 +488,11 @@ def test_compaction(srv, prefix):
     r1 = int(put(srv, k, "1")["header"]["revision"])
     put(srv, k, "2")
     srv.call("POST", path, {"revision": r1})                                  # int64 as a number
-    srv.call("POST", prefix + "/kv/range", {"key": b64(k), "revision": r1 - 1}, 400, 11)
     srv.call("POST", path, {"revision": str(r1)}, 400, 11)                    # already compacted
     srv.call("POST", path, {"revision": "1000000000"}, 400, 11)               # future
     r = srv.call("POST", path, {"revision": str(r1 + 1), "physical": True})
     assert set(r) == {"header"}
+    srv.call("POST", prefix + "/kv/range", {"key": b64(k), "revision": r1 - 1}, 400, 11)
 
 
 # ---- routes -----------------------------------------------------------------------
