@@ -1,0 +1,914 @@
+/*
+ * etcd_json.c — decode etcd JSON requests into kv.h structs and encode
+ * kv.h responses as etcd's gateway does.  The rules and the verified etcd
+ * texts are listed in etcd_json.h.
+ *
+ * Decoding runs in two passes: gojson decides syntax (Go's messages), then
+ * jansson builds the object that the field decoders walk in proto field
+ * order, so that with several bad fields the one etcd reports (the first in
+ * proto order) is the one reported here.
+ * Encoding writes straight into a gwbuf: no intermediate JSON tree.
+ */
+#include "etcd_json.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "b64.h"
+
+/* ------------------------------------------------------------------ */
+/* decoding helpers                                                    */
+
+static int errf(ej_decoder *d, const char *fmt, const char *a, const char *b)
+{
+    snprintf(d->msg, sizeof d->msg, fmt, a, b);
+    return -1;
+}
+
+/* Go's name for a JSON value's kind in UnmarshalTypeError. */
+static const char *go_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "bool";
+    default: return "null";
+    }
+}
+
+/* The literal text of a non-int64 number, for Go's messages. */
+static void number_text(const ej_decoder *d, const json_t *v, char *out, size_t n)
+{
+    double x = json_is_real(v) ? json_real_value(v) : (double)json_integer_value(v);
+    for (size_t i = 0; i < d->scan.n_odd; i++) {
+        char tmp[128];
+        size_t l = d->scan.odd[i].len < sizeof tmp - 1 ? d->scan.odd[i].len : sizeof tmp - 1;
+        memcpy(tmp, d->body + d->scan.odd[i].off, l);
+        tmp[l] = 0;
+        if (strtod(tmp, NULL) == x) {
+            snprintf(out, n, "%s", tmp);
+            return;
+        }
+    }
+    snprintf(out, n, "%.17g", x);
+}
+
+/* Field lookup as jsonpb: camelCase name wins over the proto name. */
+static json_t *field(json_t *obj, const char *orig, const char *camel)
+{
+    json_t *v = NULL;
+    if (camel)
+        v = json_object_get(obj, camel);
+    if (!v)
+        v = json_object_get(obj, orig);
+    if (v && json_is_null(v))
+        return NULL;
+    return v;
+}
+
+/* The text between the quotes as it was on the wire: jsonpb hands the raw
+ * bytes (escapes included) to Go's json.Unmarshal.  jansson unescaped them;
+ * re-escape the characters JSON requires to be escaped.  NULL when the
+ * string needs no escaping (use it as is); *fail on allocation failure. */
+static char *reescape(const char *s, size_t n, size_t *out_len, bool *fail)
+{
+    size_t extra = 0;
+    *fail = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c < 0x20)
+            extra += 5;
+    }
+    if (!extra)
+        return NULL;
+    char *o = malloc(n + extra + 1);
+    if (!o) {
+        *fail = true;
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            o[k++] = '\\';
+            o[k++] = (char)c;
+        } else if (c == '\n') {
+            o[k++] = '\\';
+            o[k++] = 'n';
+        } else if (c < 0x20) {
+            k += (size_t)sprintf(o + k, "\\u%04x", c);
+        } else {
+            o[k++] = (char)c;
+        }
+    }
+    o[k] = 0;
+    *out_len = k;
+    return o;
+}
+
+/* Go's json.Unmarshal of `s` into an int64. */
+static int unmarshal_int64(const char *s, size_t n, int64_t *out, char *msg, size_t msglen)
+{
+    gojson_scan sc;
+    int rc = gojson_scan_value(s, n, &sc);
+    if (rc == GOJSON_EMPTY) {
+        snprintf(msg, msglen, "unexpected end of JSON input");
+        return -1;
+    }
+    if (rc == GOJSON_ERR) {
+        if (strcmp(sc.msg, "unexpected EOF") == 0) {
+            /* Unmarshal feeds the scanner a space at the end of the input:
+             * a number or literal cut short fails on that space. */
+            char *t = malloc(n + 2);
+            snprintf(msg, msglen, "unexpected end of JSON input");
+            if (t) {
+                memcpy(t, s, n);
+                t[n] = ' ';
+                if (gojson_scan_value(t, n + 1, &sc) == GOJSON_ERR &&
+                    strcmp(sc.msg, "unexpected EOF") != 0)
+                    snprintf(msg, msglen, "%s", sc.msg);
+                free(t);
+            }
+            return -1;
+        }
+        snprintf(msg, msglen, "%s", sc.msg);
+        return -1;
+    }
+    for (size_t i = sc.end; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            char q[16];
+            snprintf(msg, msglen, "invalid character %s after top-level value",
+                     gojson_quote_char(c, q));
+            return -1;
+        }
+    }
+    size_t i = 0;
+    while (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+        i++;
+    char c = s[i];
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        size_t l = sc.end - i;
+        if (sc.n_odd > 0 || l > 30) {
+            snprintf(msg, msglen, "json: cannot unmarshal number %.*s into Go value of type int64",
+                     (int)(l > 100 ? 100 : l), s + i);
+            return -1;
+        }
+        char tmp[32];
+        memcpy(tmp, s + i, l);
+        tmp[l] = 0;
+        *out = strtoll(tmp, NULL, 10);
+        return 0;
+    }
+    if (c == 'n') { /* null leaves the field unset */
+        *out = 0;
+        return 0;
+    }
+    snprintf(msg, msglen, "json: cannot unmarshal %s into Go value of type int64",
+             c == '"' ? "string" : c == '{' ? "object" : c == '[' ? "array" : "bool");
+    return -1;
+}
+
+int ej_parse_int64_text(const char *s, size_t n, int64_t *out, char *msg, size_t msglen)
+{
+    size_t rl = 0;
+    bool fail;
+    char *raw = reescape(s, n, &rl, &fail);
+    if (fail) {
+        snprintf(msg, msglen, "etcdserver: out of memory");
+        return -1;
+    }
+    int rc = raw ? unmarshal_int64(raw, rl, out, msg, msglen) : unmarshal_int64(s, n, out, msg, msglen);
+    free(raw);
+    return rc;
+}
+
+static int get_int64(ej_decoder *d, json_t *obj, const char *orig, const char *camel, int64_t *out)
+{
+    json_t *v = field(obj, orig, camel);
+    if (!v)
+        return 0;
+    d->bytes += 10;
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_real(v)) {
+        char lit[128];
+        number_text(d, v, lit, sizeof lit);
+        return errf(d, "json: cannot unmarshal number %s into Go value of type int64%s", lit, "");
+    }
+    if (json_is_string(v))
+        return ej_parse_int64_text(json_string_value(v), json_string_length(v), out, d->msg,
+                                   sizeof d->msg);
+    return errf(d, "json: cannot unmarshal %s into Go value of type int64%s", go_kind(v), "");
+}
+
+static int get_bool(ej_decoder *d, json_t *obj, const char *orig, const char *camel, bool *out)
+{
+    json_t *v = field(obj, orig, camel);
+    if (!v)
+        return 0;
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        d->bytes += 2;
+        return 0;
+    }
+    return errf(d, "json: cannot unmarshal %s into Go value of type bool%s", go_kind(v), "");
+}
+
+/* Go also decodes a []byte from an array of numbers 0..255 (null: 0):
+ * etcd accepts {"key":[89]}. */
+static int get_byte_array(ej_decoder *d, json_t *arr, kv_bytes *out)
+{
+    size_t n = json_array_size(arr);
+    kv_bytes_free(out);
+    if (!n)
+        return 0;
+    uint8_t *p = malloc(n);
+    if (!p)
+        return errf(d, "etcdserver: out of memory%s%s", "", "");
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(arr, i);
+        if (json_is_null(e)) {
+            p[i] = 0;
+        } else if (json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= 255) {
+            p[i] = (uint8_t)json_integer_value(e);
+        } else {
+            free(p);
+            if (json_is_number(e)) {
+                char lit[128];
+                if (json_is_integer(e))
+                    snprintf(lit, sizeof lit, "%lld", (long long)json_integer_value(e));
+                else
+                    number_text(d, e, lit, sizeof lit);
+                return errf(d, "json: cannot unmarshal number %s into Go value of type uint8%s", lit, "");
+            }
+            return errf(d, "json: cannot unmarshal %s into Go value of type uint8%s", go_kind(e), "");
+        }
+    }
+    out->data = p;
+    out->len = n;
+    d->bytes += n + 3;
+    return 0;
+}
+
+static int get_bytes(ej_decoder *d, json_t *obj, const char *orig, const char *camel, kv_bytes *out)
+{
+    json_t *v = field(obj, orig, camel);
+    if (!v)
+        return 0;
+    if (json_is_array(v))
+        return get_byte_array(d, v, out);
+    if (!json_is_string(v))
+        return errf(d, "json: cannot unmarshal %s into Go value of type []uint8%s", go_kind(v), "");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v), len = 0, bad = 0;
+    kv_bytes_free(out);
+    if (n == 0)
+        return 0;
+    uint8_t *p = malloc(b64_decoded_max(n));
+    if (!p)
+        return errf(d, "etcdserver: out of memory%s%s", "", "");
+    if (b64_decode(s, n, p, &len, &bad) != 0) {
+        free(p);
+        snprintf(d->msg, sizeof d->msg, "illegal base64 data at input byte %zu", bad);
+        return -1;
+    }
+    if (len == 0) {
+        free(p);
+        p = NULL;
+    }
+    out->data = p;
+    out->len = len;
+    d->bytes += len + 3;
+    return 0;
+}
+
+typedef struct enum_def {
+    const char *go_type;
+    const char *const *names;
+    int n;
+} enum_def;
+
+static const char *const sort_order_names[] = {"NONE", "ASCEND", "DESCEND"};
+static const char *const sort_target_names[] = {"KEY", "VERSION", "CREATE", "MOD", "VALUE"};
+static const char *const cmp_result_names[] = {"EQUAL", "GREATER", "LESS", "NOT_EQUAL"};
+static const char *const cmp_target_names[] = {"VERSION", "CREATE", "MOD", "VALUE", "LEASE"};
+static const enum_def sort_order_def = {"etcdserverpb.RangeRequest_SortOrder", sort_order_names, 3};
+static const enum_def sort_target_def = {"etcdserverpb.RangeRequest_SortTarget", sort_target_names, 5};
+static const enum_def cmp_result_def = {"etcdserverpb.Compare_CompareResult", cmp_result_names, 4};
+static const enum_def cmp_target_def = {"etcdserverpb.Compare_CompareTarget", cmp_target_names, 5};
+
+static int get_enum(ej_decoder *d, json_t *obj, const char *orig, const char *camel,
+                    const enum_def *def, int *out)
+{
+    json_t *v = field(obj, orig, camel);
+    if (!v)
+        return 0;
+    d->bytes += 2;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        for (int i = 0; i < def->n; i++) {
+            if (strcmp(s, def->names[i]) == 0 && strlen(def->names[i]) == json_string_length(v)) {
+                *out = i;
+                return 0;
+            }
+        }
+        /* %q of the name: quote and backslash escaped. */
+        char q[160];
+        size_t o = 0;
+        for (size_t i = 0; i < json_string_length(v) && o < sizeof q - 8; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '"' || c == '\\') {
+                q[o++] = '\\';
+                q[o++] = (char)c;
+            } else if (c < 0x20 || c == 0x7f) {
+                o += (size_t)snprintf(q + o, sizeof q - o, "\\x%02x", c);
+            } else {
+                q[o++] = (char)c;
+            }
+        }
+        q[o] = 0;
+        return errf(d, "unknown value \"%s\" for enum %s", q, def->go_type);
+    }
+    if (json_is_integer(v)) {
+        json_int_t x = json_integer_value(v);
+        if (x >= INT32_MIN && x <= INT32_MAX) {
+            *out = (int)x;
+            return 0;
+        }
+    }
+    if (json_is_number(v)) {
+        char lit[128], m[160];
+        number_text(d, v, lit, sizeof lit);
+        snprintf(m, sizeof m, "number %s", lit);
+        return errf(d, "json: cannot unmarshal %s into Go value of type %s", m, def->go_type);
+    }
+    return errf(d, "json: cannot unmarshal %s into Go value of type %s", go_kind(v), def->go_type);
+}
+
+/* A nested message: NULL (absent/null) or an object; else Go's error. */
+static int get_message(ej_decoder *d, json_t *obj, const char *orig, const char *camel, json_t **out)
+{
+    json_t *v = field(obj, orig, camel);
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
+                    go_kind(v), "");
+    *out = v;
+    return 0;
+}
+
+static int get_array(ej_decoder *d, json_t *obj, const char *orig, const char *camel, json_t **out)
+{
+    json_t *v = field(obj, orig, camel);
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_array(v))
+        return errf(d, "json: cannot unmarshal %s into Go value of type []json.RawMessage%s",
+                    go_kind(v), "");
+    *out = v;
+    return 0;
+}
+
+/* An array element that must be a message (null = empty message). */
+static int elem_message(ej_decoder *d, json_t *v, json_t **out)
+{
+    *out = NULL;
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
+                    go_kind(v), "");
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* decoders per message; obj NULL = empty message                       */
+
+static int dec_range(ej_decoder *d, json_t *o, kv_range_req *r)
+{
+    d->bytes += 2;
+    if (!o)
+        return 0;
+    if (get_bytes(d, o, "key", NULL, &r->key) ||
+        get_bytes(d, o, "range_end", "rangeEnd", &r->range_end) ||
+        get_int64(d, o, "limit", NULL, &r->limit) ||
+        get_int64(d, o, "revision", NULL, &r->revision) ||
+        get_enum(d, o, "sort_order", "sortOrder", &sort_order_def, &r->sort_order) ||
+        get_enum(d, o, "sort_target", "sortTarget", &sort_target_def, &r->sort_target) ||
+        get_bool(d, o, "serializable", NULL, &r->serializable) ||
+        get_bool(d, o, "keys_only", "keysOnly", &r->keys_only) ||
+        get_bool(d, o, "count_only", "countOnly", &r->count_only) ||
+        get_int64(d, o, "min_mod_revision", "minModRevision", &r->min_mod_revision) ||
+        get_int64(d, o, "max_mod_revision", "maxModRevision", &r->max_mod_revision) ||
+        get_int64(d, o, "min_create_revision", "minCreateRevision", &r->min_create_revision) ||
+        get_int64(d, o, "max_create_revision", "maxCreateRevision", &r->max_create_revision))
+        return -1;
+    return 0;
+}
+
+static int dec_put(ej_decoder *d, json_t *o, kv_put_req *r)
+{
+    d->bytes += 2;
+    if (!o)
+        return 0;
+    if (get_bytes(d, o, "key", NULL, &r->key) ||
+        get_bytes(d, o, "value", NULL, &r->value) ||
+        get_int64(d, o, "lease", NULL, &r->lease) ||
+        get_bool(d, o, "prev_kv", "prevKv", &r->prev_kv) ||
+        get_bool(d, o, "ignore_value", "ignoreValue", &r->ignore_value) ||
+        get_bool(d, o, "ignore_lease", "ignoreLease", &r->ignore_lease))
+        return -1;
+    return 0;
+}
+
+static int dec_delete(ej_decoder *d, json_t *o, kv_delete_req *r)
+{
+    d->bytes += 2;
+    if (!o)
+        return 0;
+    if (get_bytes(d, o, "key", NULL, &r->key) ||
+        get_bytes(d, o, "range_end", "rangeEnd", &r->range_end) ||
+        get_bool(d, o, "prev_kv", "prevKv", &r->prev_kv))
+        return -1;
+    return 0;
+}
+
+static int dec_compare(ej_decoder *d, json_t *o, kv_compare *c)
+{
+    d->bytes += 2;
+    if (!o)
+        return 0;
+    if (get_enum(d, o, "result", NULL, &cmp_result_def, &c->result) ||
+        get_enum(d, o, "target", NULL, &cmp_target_def, &c->target) ||
+        get_bytes(d, o, "key", NULL, &c->key) ||
+        get_bytes(d, o, "range_end", "rangeEnd", &c->range_end))
+        return -1;
+    /* The target_union oneof: version, create_revision, mod_revision,
+     * value, lease. */
+    if (get_int64(d, o, "version", NULL, &c->number) ||
+        get_int64(d, o, "create_revision", "createRevision", &c->number) ||
+        get_int64(d, o, "mod_revision", "modRevision", &c->number) ||
+        get_bytes(d, o, "value", NULL, &c->value) ||
+        get_int64(d, o, "lease", NULL, &c->number))
+        return -1;
+    return 0;
+}
+
+static int dec_txn(ej_decoder *d, json_t *o, kv_txn_req *t);
+
+/* A RequestOp: the request oneof.  An empty op (etcd 3.4 crashes on a
+ * null one) becomes an empty range, which the store rejects as an empty
+ * key.  If several are given, the last in proto order wins. */
+static int dec_op(ej_decoder *d, json_t *o, kv_op *op)
+{
+    json_t *rr = NULL, *rp = NULL, *rd = NULL, *rt = NULL;
+    op->type = KV_OP_RANGE;
+    d->bytes += 2;
+    if (!o || (!field(o, "request_range", "requestRange") && !field(o, "request_put", "requestPut") &&
+               !field(o, "request_delete_range", "requestDeleteRange") &&
+               !field(o, "request_txn", "requestTxn"))) {
+        const kv_op **e = realloc(d->empty_ops, (d->n_empty_ops + 1) * sizeof *e);
+        if (!e)
+            return errf(d, "etcdserver: out of memory%s%s", "", "");
+        d->empty_ops = e;
+        e[d->n_empty_ops++] = op;
+        return 0;
+    }
+    if (get_message(d, o, "request_range", "requestRange", &rr) ||
+        get_message(d, o, "request_put", "requestPut", &rp) ||
+        get_message(d, o, "request_delete_range", "requestDeleteRange", &rd) ||
+        get_message(d, o, "request_txn", "requestTxn", &rt))
+        return -1;
+    if (rt) {
+        op->type = KV_OP_TXN;
+        op->u.txn = calloc(1, sizeof *op->u.txn);
+        if (!op->u.txn)
+            return errf(d, "etcdserver: out of memory%s%s", "", "");
+        return dec_txn(d, rt, op->u.txn);
+    }
+    if (rd) {
+        op->type = KV_OP_DELETE;
+        return dec_delete(d, rd, &op->u.del);
+    }
+    if (rp) {
+        op->type = KV_OP_PUT;
+        return dec_put(d, rp, &op->u.put);
+    }
+    op->type = KV_OP_RANGE;
+    return dec_range(d, rr, &op->u.range);
+}
+
+static int dec_ops(ej_decoder *d, json_t *arr, kv_op **ops, size_t *n)
+{
+    size_t cnt = arr ? json_array_size(arr) : 0;
+    if (cnt == 0)
+        return 0;
+    *ops = calloc(cnt, sizeof **ops);
+    if (!*ops)
+        return errf(d, "etcdserver: out of memory%s%s", "", "");
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *e;
+        *n = i + 1; /* so the caller frees what was built */
+        if (elem_message(d, json_array_get(arr, i), &e) || dec_op(d, e, &(*ops)[i]))
+            return -1;
+    }
+    return 0;
+}
+
+static int dec_txn(ej_decoder *d, json_t *o, kv_txn_req *t)
+{
+    json_t *cmp = NULL, *succ = NULL, *fail = NULL;
+    d->bytes += 2;
+    if (!o)
+        return 0;
+    if (get_array(d, o, "compare", NULL, &cmp) ||
+        get_array(d, o, "success", NULL, &succ) ||
+        get_array(d, o, "failure", NULL, &fail))
+        return -1;
+    size_t nc = cmp ? json_array_size(cmp) : 0;
+    if (nc) {
+        t->compare = calloc(nc, sizeof *t->compare);
+        if (!t->compare)
+            return errf(d, "etcdserver: out of memory%s%s", "", "");
+        for (size_t i = 0; i < nc; i++) {
+            json_t *e;
+            t->n_compare = i + 1;
+            if (elem_message(d, json_array_get(cmp, i), &e) || dec_compare(d, e, &t->compare[i]))
+                return -1;
+        }
+    }
+    if (dec_ops(d, succ, &t->success, &t->n_success) ||
+        dec_ops(d, fail, &t->failure, &t->n_failure))
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* decoder entry points                                                */
+
+int ej_decoder_init(ej_decoder *d, const char *body, size_t len)
+{
+    d->body = body;
+    d->body_len = len;
+    d->bytes = 0;
+    d->msg[0] = 0;
+    d->root = NULL;
+    d->empty_ops = NULL;
+    d->n_empty_ops = 0;
+    int rc = gojson_scan_value(body, len, &d->scan);
+    if (rc == GOJSON_EMPTY)
+        return 0;
+    if (rc == GOJSON_ERR) {
+        snprintf(d->msg, sizeof d->msg, "%s", d->scan.msg);
+        return -1;
+    }
+    size_t i = 0;
+    while (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r')
+        i++;
+    switch (body[i]) {
+    case '{':
+        break;
+    case 'n':
+        return 0; /* null: an empty request */
+    default: {
+        const char *kind = body[i] == '[' ? "array" : body[i] == '"' ? "string"
+                         : (body[i] == 't' || body[i] == 'f') ? "bool" : "number";
+        snprintf(d->msg, sizeof d->msg,
+                 "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage", kind);
+        return -1;
+    }
+    }
+    json_error_t err;
+    json_t *root = json_loadb(body + i, d->scan.end - i, JSON_ALLOW_NUL, &err);
+    if (!root) {
+        /* Valid for Go, refused by jansson: an integer beyond long long
+         * (Go fails the same way when the field is an int64), invalid
+         * UTF-8 or nesting deeper than jansson allows. */
+        if (d->scan.n_odd > 0 && (strstr(err.text, "too big") || strstr(err.text, "overflow"))) {
+            /* the first literal jansson could not hold */
+            for (size_t k = 0; k < d->scan.n_odd; k++) {
+                const char *p = body + d->scan.odd[k].off;
+                size_t l = d->scan.odd[k].len;
+                char tmp[400];
+                snprintf(tmp, sizeof tmp, "%.*s", (int)(l < sizeof tmp - 1 ? l : sizeof tmp - 1), p);
+                errno = 0;
+                double x = strtod(tmp, NULL);
+                bool int_like = !memchr(p, '.', l) && !memchr(p, 'e', l) && !memchr(p, 'E', l);
+                if (int_like || errno == ERANGE || x != x || x > 1e308 || x < -1e308) {
+                    snprintf(d->msg, sizeof d->msg,
+                             "json: cannot unmarshal number %.*s into Go value of type int64",
+                             (int)(l > 64 ? 64 : l), p);
+                    return -1;
+                }
+            }
+        }
+        snprintf(d->msg, sizeof d->msg, "json: %s", err.text);
+        return -1;
+    }
+    d->root = root;
+    return 0;
+}
+
+void ej_decoder_done(ej_decoder *d)
+{
+    free(d->empty_ops);
+    d->empty_ops = NULL;
+    d->n_empty_ops = 0;
+    if (d->root)
+        json_decref((json_t *)d->root);
+    d->root = NULL;
+}
+
+int ej_decode_range(ej_decoder *d, kv_range_req *out) { return dec_range(d, d->root, out); }
+int ej_decode_put(ej_decoder *d, kv_put_req *out) { return dec_put(d, d->root, out); }
+int ej_decode_delete(ej_decoder *d, kv_delete_req *out) { return dec_delete(d, d->root, out); }
+int ej_decode_txn(ej_decoder *d, kv_txn_req *out) { return dec_txn(d, d->root, out); }
+
+int ej_decode_compact(ej_decoder *d, kv_compact_req *out)
+{
+    json_t *o = d->root;
+    d->bytes += 2;
+    if (!o)
+        return 0;
+    if (get_int64(d, o, "revision", NULL, &out->revision) ||
+        get_bool(d, o, "physical", NULL, &out->physical))
+        return -1;
+    return 0;
+}
+
+static bool is_empty_op(const ej_decoder *d, const kv_op *op)
+{
+    for (size_t i = 0; i < d->n_empty_ops; i++)
+        if (d->empty_ops[i] == op)
+            return true;
+    return false;
+}
+
+static kv_err check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_ops);
+
+/* etcd's checkRequestOp. */
+static kv_err check_op(const ej_decoder *d, const kv_op *op, size_t max_ops)
+{
+    if (is_empty_op(d, op))
+        return KV_ERR_KEY_NOT_FOUND;
+    switch (op->type) {
+    case KV_OP_RANGE:
+        return op->u.range.key.len ? KV_OK : KV_ERR_EMPTY_KEY;
+    case KV_OP_PUT:
+        if (!op->u.put.key.len)
+            return KV_ERR_EMPTY_KEY;
+        if (op->u.put.ignore_value && op->u.put.value.len)
+            return KV_ERR_VALUE_PROVIDED;
+        if (op->u.put.ignore_lease && op->u.put.lease)
+            return KV_ERR_LEASE_PROVIDED;
+        return KV_OK;
+    case KV_OP_DELETE:
+        return op->u.del.key.len ? KV_OK : KV_ERR_EMPTY_KEY;
+    case KV_OP_TXN:
+        return check_txn(d, op->u.txn, max_ops);
+    }
+    return KV_OK;
+}
+
+/* etcd's checkTxnRequest (v3rpc/key.go). */
+static kv_err check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_ops)
+{
+    size_t opc = t->n_compare;
+    if (opc < t->n_success)
+        opc = t->n_success;
+    if (opc < t->n_failure)
+        opc = t->n_failure;
+    if (opc > max_ops)
+        return KV_ERR_TOO_MANY_OPS;
+    for (size_t i = 0; i < t->n_compare; i++)
+        if (!t->compare[i].key.len)
+            return KV_ERR_EMPTY_KEY;
+    for (size_t i = 0; i < t->n_success; i++) {
+        kv_err e = check_op(d, &t->success[i], max_ops - opc);
+        if (e != KV_OK)
+            return e;
+    }
+    for (size_t i = 0; i < t->n_failure; i++) {
+        kv_err e = check_op(d, &t->failure[i], max_ops - opc);
+        if (e != KV_OK)
+            return e;
+    }
+    return KV_OK;
+}
+
+kv_err ej_check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_txn_ops)
+{
+    if (!d->n_empty_ops)
+        return KV_OK;
+    return check_txn(d, t, max_txn_ops);
+}
+
+/* ------------------------------------------------------------------ */
+/* encoding                                                            */
+
+void ej_put_bytes(gwbuf *b, const uint8_t *p, size_t n)
+{
+    size_t el = b64_encoded_len(n);
+    if (!buf_grow(b, el + 2))
+        return;
+    b->p[b->len++] = '"';
+    b64_encode(p, n, b->p + b->len);
+    b->len += el;
+    b->p[b->len++] = '"';
+}
+
+/* ,"name":"123" when v != 0; `first` tracks whether a comma is needed. */
+static void put_i64_field(gwbuf *b, bool *first, const char *name, int64_t v)
+{
+    if (!v)
+        return;
+    if (!*first)
+        buf_putc(b, ',');
+    *first = false;
+    buf_putc(b, '"');
+    buf_puts(b, name);
+    buf_puts(b, "\":\"");
+    buf_put_i64(b, v);
+    buf_putc(b, '"');
+}
+
+static void put_u64_field(gwbuf *b, bool *first, const char *name, uint64_t v)
+{
+    if (!v)
+        return;
+    if (!*first)
+        buf_putc(b, ',');
+    *first = false;
+    buf_putc(b, '"');
+    buf_puts(b, name);
+    buf_puts(b, "\":\"");
+    buf_put_u64(b, v);
+    buf_putc(b, '"');
+}
+
+static void put_bytes_field(gwbuf *b, bool *first, const char *name, const kv_bytes *v)
+{
+    if (!v->len)
+        return;
+    if (!*first)
+        buf_putc(b, ',');
+    *first = false;
+    buf_putc(b, '"');
+    buf_puts(b, name);
+    buf_puts(b, "\":");
+    ej_put_bytes(b, v->data, v->len);
+}
+
+static void put_true_field(gwbuf *b, bool *first, const char *name, bool v)
+{
+    if (!v)
+        return;
+    if (!*first)
+        buf_putc(b, ',');
+    *first = false;
+    buf_putc(b, '"');
+    buf_puts(b, name);
+    buf_puts(b, "\":true");
+}
+
+void ej_put_header(gwbuf *b, const ej_header *h, int64_t revision)
+{
+    bool first = true;
+    buf_puts(b, "\"header\":{");
+    if (h) {
+        put_u64_field(b, &first, "cluster_id", h->cluster_id);
+        put_u64_field(b, &first, "member_id", h->member_id);
+    }
+    put_i64_field(b, &first, "revision", revision);
+    if (h)
+        put_u64_field(b, &first, "raft_term", h->raft_term);
+    buf_putc(b, '}');
+}
+
+void ej_put_kv(gwbuf *b, const kv_keyvalue *kv)
+{
+    bool first = true;
+    buf_putc(b, '{');
+    put_bytes_field(b, &first, "key", &kv->key);
+    put_i64_field(b, &first, "create_revision", kv->create_revision);
+    put_i64_field(b, &first, "mod_revision", kv->mod_revision);
+    put_i64_field(b, &first, "version", kv->version);
+    put_bytes_field(b, &first, "value", &kv->value);
+    put_i64_field(b, &first, "lease", kv->lease);
+    buf_putc(b, '}');
+}
+
+static void put_kvs(gwbuf *b, const char *name, const kv_keyvalue *kvs, size_t n)
+{
+    if (!n)
+        return;
+    buf_puts(b, ",\"");
+    buf_puts(b, name);
+    buf_puts(b, "\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(b, ',');
+        ej_put_kv(b, &kvs[i]);
+    }
+    buf_putc(b, ']');
+}
+
+/* The fields of each response after the header (a header always precedes
+ * them, so each starts with a comma). */
+static void range_fields(gwbuf *b, const kv_range_resp *r)
+{
+    bool first = false;
+    put_kvs(b, "kvs", r->kvs, r->n_kvs);
+    put_true_field(b, &first, "more", r->more);
+    put_i64_field(b, &first, "count", r->count);
+}
+
+static void put_fields(gwbuf *b, const kv_put_resp *r)
+{
+    if (r->prev_kv) {
+        buf_puts(b, ",\"prev_kv\":");
+        ej_put_kv(b, r->prev_kv);
+    }
+}
+
+static void delete_fields(gwbuf *b, const kv_delete_resp *r)
+{
+    bool first = false;
+    put_i64_field(b, &first, "deleted", r->deleted);
+    put_kvs(b, "prev_kvs", r->prev_kvs, r->n_prev_kvs);
+}
+
+static void op_fields(gwbuf *b, const kv_op_resp *r);
+
+static void txn_fields(gwbuf *b, const kv_txn_resp *t)
+{
+    bool first = false;
+    if (!t)
+        return;
+    put_true_field(b, &first, "succeeded", t->succeeded);
+    if (!t->n_responses)
+        return;
+    buf_puts(b, ",\"responses\":[");
+    for (size_t i = 0; i < t->n_responses; i++) {
+        const kv_op_resp *o = &t->responses[i];
+        const char *name = o->type == KV_OP_RANGE ? "response_range"
+                         : o->type == KV_OP_PUT ? "response_put"
+                         : o->type == KV_OP_DELETE ? "response_delete_range" : "response_txn";
+        if (i)
+            buf_putc(b, ',');
+        buf_puts(b, "{\"");
+        buf_puts(b, name);
+        buf_puts(b, "\":{");
+        ej_put_header(b, NULL, o->header_revision);
+        op_fields(b, o);
+        buf_puts(b, "}}");
+    }
+    buf_putc(b, ']');
+}
+
+static void op_fields(gwbuf *b, const kv_op_resp *r)
+{
+    switch (r->type) {
+    case KV_OP_RANGE: range_fields(b, &r->u.range); break;
+    case KV_OP_PUT: put_fields(b, &r->u.put); break;
+    case KV_OP_DELETE: delete_fields(b, &r->u.del); break;
+    case KV_OP_TXN: txn_fields(b, r->u.txn); break;
+    }
+}
+
+void ej_encode_range_resp(gwbuf *b, const ej_header *h, int64_t rev, const kv_range_resp *r)
+{
+    buf_putc(b, '{');
+    ej_put_header(b, h, rev);
+    range_fields(b, r);
+    buf_putc(b, '}');
+}
+
+void ej_encode_op_resp(gwbuf *b, const ej_header *h, int64_t rev, const kv_op_resp *r)
+{
+    buf_putc(b, '{');
+    ej_put_header(b, h, rev);
+    op_fields(b, r);
+    buf_putc(b, '}');
+}
+
+void ej_encode_compact_resp(gwbuf *b, const ej_header *h, int64_t rev)
+{
+    buf_putc(b, '{');
+    ej_put_header(b, h, rev);
+    buf_putc(b, '}');
+}

@@ -1,0 +1,104 @@
+/*
+ * etcd_json.h — etcd v3 KV messages <-> JSON, exactly as etcd 3.4's gateway
+ * (grpc-gateway v1, golang/protobuf jsonpb with OrigName) reads and writes
+ * them.  Facts verified against etcd 3.4.23:
+ *
+ * Input (request bodies)
+ *   - The body's first JSON value is used; anything after it is ignored
+ *     ('{"key":"Zm9v"} x' works).  An empty body or `null` is an empty
+ *     request.  Syntax errors give Go's scanner message (gojson.h).
+ *   - Field names: proto name or lowerCamelCase ("range_end"/"rangeEnd"; if
+ *     both, camel wins).  Unknown fields ignored.  Duplicate keys: the last
+ *     wins.  A null field is unset.
+ *   - int64: a JSON integer, or a string holding one (" 5" ok; "5.5", "1e2",
+ *     "+5", "0x5", "" rejected with Go's texts, e.g.
+ *     "json: cannot unmarshal number 5.5 into Go value of type int64").
+ *   - bytes: padded standard base64 in a string (b64.h); otherwise
+ *     "json: cannot unmarshal number into Go value of type []uint8".
+ *   - bool: only true/false ("json: cannot unmarshal string into Go value
+ *     of type bool").
+ *   - enums: the exact upper-case name or any integer; else
+ *     `unknown value "x" for enum etcdserverpb.RangeRequest_SortOrder`.
+ *   - A message that is not an object: "json: cannot unmarshal array into
+ *     Go value of type map[string]json.RawMessage"; a repeated field that is
+ *     not an array: "... object into Go value of type []json.RawMessage".
+ *   All of these are HTTP 400, gRPC code 3.
+ *
+ * Output (response bodies)
+ *   - Proto field order, snake_case names, default values omitted (0, false,
+ *     empty bytes, empty lists), int64/uint64 as decimal strings, bytes as
+ *     padded base64.  The top-level header carries cluster_id, member_id,
+ *     revision, raft_term; the headers of responses nested in a txn carry
+ *     only revision ({"revision":"3"}, or {} when 0).
+ *
+ * Ownership: decoders fill caller-provided structs whose kv_bytes they
+ * allocate (free with the kv.h *_free functions, also after a failure);
+ * encoders append to a gwbuf.
+ */
+#ifndef KVGATE_ETCD_JSON_H
+#define KVGATE_ETCD_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "gojson.h"
+#include "kv.h"
+
+/* ---- decoding ---- */
+
+typedef struct ej_decoder {
+    const char *body;    /* borrowed: the request body */
+    size_t body_len;
+    gojson_scan scan;    /* Go's view of the body */
+    size_t bytes;        /* approximate protobuf size of what was decoded */
+    char msg[256];       /* the error message when a call fails */
+    void *root;          /* json_t *: the parsed object, or NULL (empty request) */
+    const kv_op **empty_ops; /* RequestOps that set no request (etcd: key not found) */
+    size_t n_empty_ops;
+} ej_decoder;
+
+/* Scans and parses body.  0 on success (d->root may be NULL: empty
+ * request), -1 with d->msg.  Always pair with ej_decoder_done(). */
+int ej_decoder_init(ej_decoder *d, const char *body, size_t len);
+void ej_decoder_done(ej_decoder *d);
+
+/* Decode the parsed body as the given request.  0 or -1 with d->msg; the
+ * output struct must start zeroed and must be freed by the caller either
+ * way (kv_range_req_free etc.). */
+int ej_decode_range(ej_decoder *d, kv_range_req *out);
+int ej_decode_put(ej_decoder *d, kv_put_req *out);
+int ej_decode_delete(ej_decoder *d, kv_delete_req *out);
+int ej_decode_txn(ej_decoder *d, kv_txn_req *out);
+int ej_decode_compact(ej_decoder *d, kv_compact_req *out);
+
+/* etcd's checkTxnRequest, for a txn holding empty RequestOps (which kv.h
+ * cannot express; etcd answers "key not found" for them, after the checks
+ * that come first in its order).  KV_OK when d saw no empty op. */
+kv_err ej_check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_txn_ops);
+
+/* Parses an int64 written as the contents of a JSON string, as jsonpb does
+ * (the text between the quotes is parsed as a JSON number).  0 or -1 with
+ * an etcd error message in msg. */
+int ej_parse_int64_text(const char *s, size_t n, int64_t *out, char *msg, size_t msglen);
+
+/* ---- encoding ---- */
+
+typedef struct ej_header {
+    uint64_t cluster_id, member_id, raft_term;
+} ej_header;
+
+/* "header":{...} for a top-level response (no braces around). */
+void ej_put_header(gwbuf *b, const ej_header *h, int64_t revision);
+/* One KeyValue object. */
+void ej_put_kv(gwbuf *b, const kv_keyvalue *kv);
+/* A base64 JSON string (with quotes). */
+void ej_put_bytes(gwbuf *b, const uint8_t *p, size_t n);
+
+/* Whole response bodies. */
+void ej_encode_range_resp(gwbuf *b, const ej_header *h, int64_t rev, const kv_range_resp *r);
+void ej_encode_op_resp(gwbuf *b, const ej_header *h, int64_t rev, const kv_op_resp *r);
+void ej_encode_compact_resp(gwbuf *b, const ej_header *h, int64_t rev);
+
+#endif

@@ -1,0 +1,849 @@
+/*
+ * http.c — the libmicrohttpd daemon behind http.h: listening socket, route
+ * table, body accumulation with a cap, CORS, suspend/resume for answers that
+ * come from other threads, and chunked streams.
+ *
+ * Per-request state (gw_req) lives in MHD's *con_cls from the first
+ * access-handler call to MHD's "completed" notification.  It is reference
+ * counted: MHD's side holds one reference, a suspension holds one until
+ * gw_req_resume() returns, a stream response holds one until its free
+ * callback ran; the last unref frees it.
+ *
+ * Locks: gw_req.lock guards suspended / wake_pending / closed, so that a
+ * resume from another thread never races the suspend it undoes and never
+ * touches a connection MHD has already closed.  It is held across
+ * MHD_suspend_connection / MHD_resume_connection (which take MHD's own
+ * mutex inside): order gw_req.lock -> MHD internal.  No other lock exists
+ * on the request path.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+
+/* Tunables. */
+static const size_t gw_inline_body = 2048;     /* bodies up to this need no malloc */
+static const size_t gw_stream_block = 16 * 1024; /* stream reader buffer */
+static const int gw_listen_backlog = 4096;
+static const char gw_cors_methods[] = "GET, POST, OPTIONS";
+static const char gw_cors_headers[] =
+    "accept, content-type, authorization, cache-control, last-event-id";
+static const char gw_cors_max_age[] = "600";
+#define GW_MAX_EXTRA_HEADERS 4
+
+typedef struct route {
+    char *method, *path;
+    size_t path_len;
+    gw_handler_fn fn;
+    void *ctx;
+} route;
+
+typedef struct hook {
+    void (*fn)(void *);
+    void *arg;
+} hook;
+
+struct gw_server {
+    gw_config cfg;
+    char *host;              /* as given in --listen, for messages */
+    int listen_fd;
+    uint16_t port;
+    struct MHD_Daemon *d;
+    route *routes;
+    size_t n_routes;
+    hook *hooks;
+    size_t n_hooks;
+    char **origins;          /* allowed CORS origins */
+    size_t n_origins;
+    bool cors_any;
+    atomic_long active;      /* requests between first call and completion */
+    atomic_bool stopping;
+    bool started, stopped;
+};
+
+enum req_state { RS_BODY, RS_RUNNING, RS_SUSPENDED, RS_DONE };
+
+struct gw_req {
+    gw_server *s;
+    struct MHD_Connection *conn;
+    const char *method, *path; /* MHD's, valid for the request */
+    const route *rt;
+    enum req_state state;
+    atomic_int refs;
+
+    const char *origin;
+    bool cors_ok;
+
+    /* body */
+    char *body;
+    size_t body_len, body_cap;
+    bool too_big;
+
+    /* reply */
+    bool replied;
+    int status;
+    const char *ctype;
+    char *rbody;
+    size_t rlen;
+    size_t n_extra;
+    char *extra[GW_MAX_EXTRA_HEADERS][2];
+
+    /* async */
+    pthread_mutex_t lock;
+    bool want_suspend, suspended, wake_pending, closed;
+    gw_handler_fn cont;
+    void *user;
+
+    /* stream */
+    gw_stream_read_fn rd;
+    void *sctx;
+    void (*on_close)(void *);
+    bool streaming;
+
+    char inline_body[];
+};
+
+/* ------------------------------------------------------------------ */
+/* request lifetime                                                    */
+
+static gw_req *req_new(gw_server *s, struct MHD_Connection *c, const char *url, const char *method)
+{
+    gw_req *r = malloc(sizeof *r + gw_inline_body);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    r->s = s;
+    r->conn = c;
+    r->path = url;
+    r->method = method;
+    atomic_init(&r->refs, 1);
+    r->body = r->inline_body;
+    r->body_cap = gw_inline_body;
+    pthread_mutex_init(&r->lock, NULL);
+    return r;
+}
+
+static void req_unref(gw_req *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    if (r->body != r->inline_body)
+        free(r->body);
+    free(r->rbody);
+    for (size_t i = 0; i < r->n_extra; i++) {
+        free(r->extra[i][0]);
+        free(r->extra[i][1]);
+    }
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* accessors                                                           */
+
+const char *gw_req_method(const gw_req *r) { return r->method; }
+const char *gw_req_path(const gw_req *r) { return r->path; }
+const char *gw_req_body(const gw_req *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body;
+}
+const char *gw_req_header(gw_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+const char *gw_req_query(gw_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+void *gw_req_user(const gw_req *r) { return r->user; }
+void gw_req_set_user(gw_req *r, void *p) { r->user = p; }
+
+/* ------------------------------------------------------------------ */
+/* replies                                                             */
+
+void gw_reply(gw_req *r, int status, const char *content_type, char *body, size_t len)
+{
+    if (r->replied || r->streaming) { /* one reply per request */
+        free(body);
+        return;
+    }
+    r->replied = true;
+    if (!body)
+        len = 0;
+    r->status = status;
+    r->ctype = content_type;
+    r->rbody = body;
+    r->rlen = len;
+}
+
+void gw_reply_error(gw_req *r, int http_status, int grpc_code, const char *msg)
+{
+    gwbuf b = GWBUF_INIT;
+    gw_error_body(&b, grpc_code, msg, strlen(msg));
+    gw_reply_json(r, http_status, &b);
+}
+
+void gw_reply_json(gw_req *r, int status, gwbuf *b)
+{
+    if (b->failed) {
+        static const char oom[] =
+            "{\"error\":\"etcdserver: out of memory\",\"message\":\"etcdserver: out of memory\",\"code\":13}";
+        buf_free(b);
+        char *p = strdup(oom);
+        gw_reply(r, 500, "application/json", p, p ? sizeof oom - 1 : 0);
+        return;
+    }
+    size_t len;
+    char *p = buf_steal(b, &len);
+    gw_reply(r, status, "application/json", p, len);
+}
+
+void gw_reply_kv_error(gw_req *r, kv_err e)
+{
+    gw_error ge = gw_error_from_kv(e);
+    gw_reply_error(r, ge.http_status, ge.grpc_code, ge.message);
+}
+
+void gw_reply_add_header(gw_req *r, const char *name, const char *value)
+{
+    if (r->n_extra == GW_MAX_EXTRA_HEADERS)
+        return;
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return;
+    }
+    r->extra[r->n_extra][0] = n;
+    r->extra[r->n_extra][1] = v;
+    r->n_extra++;
+}
+
+static void add_common_headers(gw_req *r, struct MHD_Response *resp)
+{
+    if (r->cors_ok) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+                                r->s->cors_any ? "*" : r->origin);
+        if (!r->s->cors_any)
+            MHD_add_response_header(resp, "Vary", "Origin");
+    }
+    for (size_t i = 0; i < r->n_extra; i++)
+        MHD_add_response_header(resp, r->extra[i][0], r->extra[i][1]);
+    if (atomic_load_explicit(&r->s->stopping, memory_order_relaxed))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static enum MHD_Result queue_reply(gw_req *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->rlen, r->rbody ? r->rbody : (void *)"",
+                                        r->rbody ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    r->rbody = NULL; /* the response owns it now */
+    if (r->ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    add_common_headers(r, resp);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    r->state = RS_DONE;
+    return ok;
+}
+
+/* Plain-text answers shaped as Go's http.Error (etcd's 404s). */
+static void reply_text(gw_req *r, int status, const char *text)
+{
+    char *p = strdup(text);
+    gw_reply(r, status, "text/plain; charset=utf-8", p, p ? strlen(p) : 0);
+    gw_reply_add_header(r, "X-Content-Type-Options", "nosniff");
+}
+
+/* ------------------------------------------------------------------ */
+/* streams                                                             */
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    gw_req *r = cls;
+    (void)pos;
+    ssize_t n = r->rd(r->sctx, buf, max);
+    if (n > 0)
+        return n;
+    if (n == GW_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    /* Nothing to send: sleep until gw_stream_wake(), unless a wake-up
+     * already came in since the reader looked. */
+    pthread_mutex_lock(&r->lock);
+    if (r->wake_pending) {
+        r->wake_pending = false;
+    } else if (!r->closed) {
+        MHD_suspend_connection(r->conn);
+        r->suspended = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+static void stream_free(void *cls)
+{
+    gw_req *r = cls;
+    if (r->on_close)
+        r->on_close(r->sctx);
+    req_unref(r);
+}
+
+void gw_reply_stream(gw_req *r, int status, const char *content_type, gw_stream_read_fn read,
+                     void *sctx, void (*on_close)(void *sctx))
+{
+    if (r->replied || r->streaming) {
+        if (on_close)
+            on_close(sctx);
+        return;
+    }
+    r->streaming = true;
+    r->status = status;
+    r->ctype = content_type;
+    r->rd = read;
+    r->sctx = sctx;
+    r->on_close = on_close;
+}
+
+static enum MHD_Result queue_stream(gw_req *r)
+{
+    atomic_fetch_add(&r->refs, 1);
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, gw_stream_block, stream_reader, r, stream_free);
+    if (!resp) {
+        /* on_close still runs exactly once */
+        stream_free(r);
+        return MHD_NO;
+    }
+    if (r->ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    add_common_headers(r, resp);
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    r->state = RS_DONE;
+    return ok;
+}
+
+void gw_stream_wake(gw_req *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+    } else if (!r->closed) {
+        r->wake_pending = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* suspend / resume                                                    */
+
+void gw_req_suspend(gw_req *r, gw_handler_fn cont)
+{
+    r->want_suspend = true;
+    r->cont = cont;
+}
+
+void gw_req_resume(gw_req *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->suspended) {
+        r->suspended = false;
+        if (!r->closed)
+            MHD_resume_connection(r->conn);
+    } else {
+        r->wake_pending = true; /* the handler has not suspended yet */
+    }
+    pthread_mutex_unlock(&r->lock);
+    req_unref(r); /* the suspension's reference */
+}
+
+/* Runs a handler or continuation and carries out what it asked for. */
+static enum MHD_Result run(gw_req *r, gw_handler_fn fn)
+{
+    for (;;) {
+        r->want_suspend = false;
+        r->state = RS_RUNNING;
+        atomic_fetch_add(&r->refs, 1); /* held by a possible suspension */
+        fn(r, r->rt->ctx);
+        if (!r->want_suspend)
+            req_unref(r); /* no suspension: drop its reference (never the last) */
+        if (r->streaming) {
+            if (r->want_suspend) /* a stream and a suspension: use the stream */
+                r->want_suspend = false;
+            return queue_stream(r);
+        }
+        if (r->replied && !r->want_suspend)
+            return queue_reply(r);
+        if (!r->want_suspend) {
+            gw_reply_error(r, 500, GRPC_INTERNAL, "kvgate: handler gave no reply");
+            return queue_reply(r);
+        }
+        pthread_mutex_lock(&r->lock);
+        if (r->wake_pending) {
+            /* gw_req_resume() already ran (and dropped its reference) */
+            r->wake_pending = false;
+            pthread_mutex_unlock(&r->lock);
+            if (r->replied)
+                return queue_reply(r);
+            fn = r->cont;
+            continue;
+        }
+        MHD_suspend_connection(r->conn);
+        r->suspended = true;
+        r->state = RS_SUSPENDED;
+        pthread_mutex_unlock(&r->lock);
+        return MHD_YES;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* routing, CORS, body                                                 */
+
+static bool origin_allowed(const gw_server *s, const char *origin)
+{
+    if (s->cors_any)
+        return true;
+    for (size_t i = 0; i < s->n_origins; i++)
+        if (strcmp(s->origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+static bool is_gateway_path(const char *p)
+{
+    return strncmp(p, "/v3/", 4) == 0 || strncmp(p, "/v3beta/", 8) == 0 ||
+           strncmp(p, "/v3alpha/", 9) == 0;
+}
+
+/* The route for (method, path); *path_known says whether any method has it. */
+static const route *find_route(const gw_server *s, const char *method, const char *path,
+                               bool *path_known)
+{
+    size_t pl = strlen(path);
+    *path_known = false;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        const route *rt = &s->routes[i];
+        if (rt->path_len != pl || memcmp(rt->path, path, pl) != 0)
+            continue;
+        *path_known = true;
+        if (strcmp(rt->method, method) == 0)
+            return rt;
+    }
+    return NULL;
+}
+
+static void allow_header(gw_req *r)
+{
+    char allow[64] = "";
+    const gw_server *s = r->s;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        if (strcmp(s->routes[i].path, r->path) != 0)
+            continue;
+        if (allow[0])
+            strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
+        strncat(allow, s->routes[i].method, sizeof allow - strlen(allow) - 1);
+    }
+    gw_reply_add_header(r, "Allow", allow);
+}
+
+static void preflight(gw_req *r)
+{
+    if (!r->cors_ok) {
+        if (r->origin) {
+            gw_reply_error(r, 403, GRPC_PERMISSION_DENIED, "kvgate: CORS origin not allowed");
+        } else {
+            gw_reply(r, 204, NULL, NULL, 0);
+            gw_reply_add_header(r, "Allow", gw_cors_methods);
+        }
+        return;
+    }
+    gw_reply(r, 200, NULL, NULL, 0);
+    gw_reply_add_header(r, "Access-Control-Allow-Methods", gw_cors_methods);
+    gw_reply_add_header(r, "Access-Control-Allow-Headers", gw_cors_headers);
+    gw_reply_add_header(r, "Access-Control-Max-Age", gw_cors_max_age);
+}
+
+static void reply_too_big(gw_req *r, unsigned long long got)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "grpc: received message larger than max (%llu vs. %zu)", got,
+             r->s->cfg.max_body_bytes);
+    gw_reply_error(r, 413, GRPC_RESOURCE_EXHAUSTED, msg);
+}
+
+static bool append_body(gw_req *r, const char *data, size_t n)
+{
+    if (r->too_big)
+        return true;
+    if (r->body_len + n > r->s->cfg.max_body_bytes) {
+        r->too_big = true;
+        r->body_len += n; /* keep counting for the message */
+        return true;
+    }
+    if (r->body_cap - r->body_len < n + 1) {
+        size_t cap = r->body_cap * 2;
+        while (cap < r->body_len + n + 1)
+            cap *= 2;
+        char *p = r->body == r->inline_body ? malloc(cap) : realloc(r->body, cap);
+        if (!p)
+            return false;
+        if (r->body == r->inline_body)
+            memcpy(p, r->body, r->body_len);
+        r->body = p;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = 0;
+    return true;
+}
+
+static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
+                           const char *method, const char *version, const char *upload_data,
+                           size_t *upload_data_size, void **con_cls)
+{
+    gw_server *s = cls;
+    gw_req *r = *con_cls;
+    (void)version;
+
+    if (!r) {
+        r = req_new(s, c, url, method);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+        r->body[0] = 0;
+        r->origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+        r->cors_ok = r->origin && origin_allowed(s, r->origin);
+        if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+            preflight(r);
+            return queue_reply(r);
+        }
+        bool known;
+        r->rt = find_route(s, method, url, &known);
+        if (!r->rt) {
+            if (known) {
+                allow_header(r);
+                gw_reply_error(r, 405, GRPC_UNIMPLEMENTED, "Method Not Allowed");
+            } else {
+                reply_text(r, 404, is_gateway_path(url) ? "Not Found\n" : "404 page not found\n");
+            }
+            return queue_reply(r);
+        }
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            unsigned long long n = strtoull(cl, NULL, 10);
+            if (n > s->cfg.max_body_bytes) {
+                reply_too_big(r, n);
+                return queue_reply(r);
+            }
+        }
+        r->state = RS_BODY;
+        return MHD_YES;
+    }
+
+    switch (r->state) {
+    case RS_BODY:
+        if (*upload_data_size) {
+            if (!append_body(r, upload_data, *upload_data_size))
+                return MHD_NO;
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (r->too_big) {
+            reply_too_big(r, r->body_len);
+            return queue_reply(r);
+        }
+        return run(r, r->rt->fn);
+    case RS_SUSPENDED:
+        if (r->replied)
+            return queue_reply(r);
+        return run(r, r->cont);
+    case RS_RUNNING:
+    case RS_DONE:
+    default:
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    gw_server *s = cls;
+    gw_req *r = *con_cls;
+    (void)c;
+    (void)toe;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    pthread_mutex_lock(&r->lock);
+    r->closed = true;
+    r->suspended = false;
+    pthread_mutex_unlock(&r->lock);
+    atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
+    req_unref(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* server                                                              */
+
+static char *msgf(const char *fmt, const char *a, const char *b)
+{
+    char *m = NULL;
+    if (asprintf(&m, fmt, a, b) < 0)
+        return NULL;
+    return m;
+}
+
+/* strerror in Go's style: lower-case first letter. */
+static void go_strerror(int e, char *out, size_t n)
+{
+    snprintf(out, n, "%s", strerror(e));
+    if (out[0] >= 'A' && out[0] <= 'Z' && !(out[1] >= 'A' && out[1] <= 'Z'))
+        out[0] = (char)(out[0] - 'A' + 'a');
+}
+
+static int open_listener(gw_server *s, char **errmsg)
+{
+    const char *l = s->cfg.listen;
+    const char *colon = strrchr(l, ':');
+    if (!colon || colon == l || !colon[1]) {
+        *errmsg = msgf("invalid --listen %s: want HOST:PORT%s", l, "");
+        return -1;
+    }
+    size_t hl = (size_t)(colon - l);
+    char *host = strndup(l, hl);
+    if (!host) {
+        *errmsg = msgf("out of memory%s%s", "", "");
+        return -1;
+    }
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535) {
+        *errmsg = msgf("invalid --listen %s: bad port%s", l, "");
+        free(host);
+        return -1;
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (gai != 0) {
+        *errmsg = msgf("listen %s: %s", l, gai_strerror(gai));
+        free(host);
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, gw_listen_backlog) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        char e[128];
+        go_strerror(err, e, sizeof e);
+        *errmsg = msgf("listen %s: %s", l, e);
+        free(host);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
+    s->listen_fd = fd;
+    s->host = host;
+    return 0;
+}
+
+static int parse_origins(gw_server *s)
+{
+    const char *p = s->cfg.cors_origins;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        while (n && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == 1 && *p == '*') {
+            s->cors_any = true;
+        } else if (n) {
+            char **o = realloc(s->origins, (s->n_origins + 1) * sizeof *o);
+            if (!o)
+                return -1;
+            s->origins = o;
+            if (!(o[s->n_origins] = strndup(p, n)))
+                return -1;
+            s->n_origins++;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+gw_server *gw_server_new(const gw_config *cfg, char **errmsg)
+{
+    gw_server *s = calloc(1, sizeof *s);
+    *errmsg = NULL;
+    if (!s)
+        goto oom;
+    s->cfg = *cfg;
+    s->listen_fd = -1;
+    atomic_init(&s->active, 0);
+    atomic_init(&s->stopping, false);
+    if (!s->cfg.threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->cfg.threads = n > 0 ? (unsigned)n : 1;
+    }
+    if (parse_origins(s) != 0)
+        goto oom;
+    if (open_listener(s, errmsg) != 0)
+        goto err;
+    return s;
+oom:
+    *errmsg = msgf("out of memory%s%s", "", "");
+err:
+    gw_server_free(s);
+    return NULL;
+}
+
+int gw_server_route(gw_server *s, const char *method, const char *path, gw_handler_fn fn, void *ctx)
+{
+    route *rs = realloc(s->routes, (s->n_routes + 1) * sizeof *rs);
+    if (!rs)
+        return -1;
+    s->routes = rs;
+    route *rt = &rs[s->n_routes];
+    rt->method = strdup(method);
+    rt->path = strdup(path);
+    if (!rt->method || !rt->path) {
+        free(rt->method);
+        free(rt->path);
+        return -1;
+    }
+    rt->path_len = strlen(path);
+    rt->fn = fn;
+    rt->ctx = ctx;
+    s->n_routes++;
+    return 0;
+}
+
+int gw_server_on_shutdown(gw_server *s, void (*fn)(void *arg), void *arg)
+{
+    hook *h = realloc(s->hooks, (s->n_hooks + 1) * sizeof *h);
+    if (!h)
+        return -1;
+    s->hooks = h;
+    h[s->n_hooks].fn = fn;
+    h[s->n_hooks].arg = arg;
+    s->n_hooks++;
+    return 0;
+}
+
+int gw_server_start(gw_server *s, char **errmsg)
+{
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    *errmsg = NULL;
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, ahc, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->cfg.conn_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_END);
+    if (!s->d) {
+        *errmsg = msgf("listen %s: cannot start the HTTP server%s", s->cfg.listen, "");
+        return -1;
+    }
+    s->started = true;
+    return 0;
+}
+
+uint16_t gw_server_port(const gw_server *s) { return s->port; }
+
+void gw_server_stop(gw_server *s, unsigned grace_ms)
+{
+    if (!s->started || s->stopped)
+        return;
+    s->stopped = true;
+    atomic_store(&s->stopping, true);
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET && fd == s->listen_fd) {
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
+    for (size_t i = 0; i < s->n_hooks; i++)
+        s->hooks[i].fn(s->hooks[i].arg);
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    for (unsigned waited = 0; waited < grace_ms; waited += 10) {
+        if (atomic_load(&s->active) <= 0)
+            break;
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(s->d);
+    s->d = NULL;
+    s->listen_fd = -1; /* closed above, or by MHD_stop_daemon */
+}
+
+void gw_server_free(gw_server *s)
+{
+    if (!s)
+        return;
+    if (s->started && !s->stopped)
+        gw_server_stop(s, 0);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    for (size_t i = 0; i < s->n_routes; i++) {
+        free(s->routes[i].method);
+        free(s->routes[i].path);
+    }
+    free(s->routes);
+    free(s->hooks);
+    for (size_t i = 0; i < s->n_origins; i++)
+        free(s->origins[i]);
+    free(s->origins);
+    free(s->host);
+    free(s);
+}

@@ -1,0 +1,298 @@
+/*
+ * main.c — bin/kvgate: flags, store and server start-up, signals, shutdown.
+ *
+ * Flags live in one table (name, argument, help, setter) so later issues add
+ * a line each (--sse-heartbeat, --log-level, --ephemeral).  Errors are one
+ * line on stderr and exit status 2 (usage) or 1 (start-up).  Once serving,
+ * exactly one line goes to stdout: "kvgate listening on http://HOST:PORT".
+ *
+ * Shutdown (SIGINT/SIGTERM): the server stops accepting, requests in flight
+ * finish (writes wait for their commit), then the store closes.  Signals
+ * are blocked in every thread and taken synchronously by sigwait() in main,
+ * so no handler runs in async-signal context.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "http.h"
+#include "kv.h"
+#include "kv_http.h"
+#include "status_http.h"
+
+#define KVGATE_VERSION "0.1.0"
+
+typedef struct options {
+    const char *listen;
+    const char *data_dir;
+    const char *cors_origins;
+    unsigned long long max_request_bytes;
+    unsigned long long max_txn_ops;
+    unsigned long long max_connections;
+    unsigned long long conn_timeout_s;
+    unsigned long long shutdown_grace_ms;
+} options;
+
+typedef struct flag {
+    const char *name;   /* without "--" */
+    const char *arg;    /* placeholder, NULL for a switch */
+    const char *help;
+    int (*set)(options *o, const char *v, char *err, size_t errlen);
+} flag;
+
+static int parse_u64(const char *v, unsigned long long min, unsigned long long max,
+                     unsigned long long *out, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    if (!*v || *v == '-') {
+        snprintf(err, errlen, "invalid value \"%s\": want a non-negative integer", v);
+        return -1;
+    }
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x < min || x > max) {
+        snprintf(err, errlen, "invalid value \"%s\": want an integer in [%llu, %llu]", v, min, max);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int set_listen(options *o, const char *v, char *e, size_t n)
+{
+    (void)e; (void)n;
+    o->listen = v;
+    return 0;
+}
+static int set_data_dir(options *o, const char *v, char *e, size_t n)
+{
+    if (!*v) {
+        snprintf(e, n, "empty data dir");
+        return -1;
+    }
+    o->data_dir = v;
+    return 0;
+}
+static int set_cors(options *o, const char *v, char *e, size_t n)
+{
+    (void)e; (void)n;
+    o->cors_origins = v;
+    return 0;
+}
+static int set_max_req(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 1, (unsigned long long)1 << 31, &o->max_request_bytes, e, n);
+}
+static int set_max_txn(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 1, 1u << 20, &o->max_txn_ops, e, n);
+}
+static int set_max_conn(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 1, 1u << 20, &o->max_connections, e, n);
+}
+static int set_timeout(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 0, 86400, &o->conn_timeout_s, e, n);
+}
+
+static const flag flags[] = {
+    {"listen", "HOST:PORT", "address to serve on (port 0: any free port)", set_listen},
+    {"data-dir", "DIR", "where the store keeps its data", set_data_dir},
+    {"cors-origins", "LIST", "comma-separated origins allowed by CORS, or *", set_cors},
+    {"max-request-bytes", "N", "largest write request accepted (decoded bytes)", set_max_req},
+    {"max-txn-ops", "N", "most operations in one txn", set_max_txn},
+    {"max-connections", "N", "most simultaneous client connections", set_max_conn},
+    {"connection-timeout", "SECONDS", "idle timeout of a connection (0: none)", set_timeout},
+    {"help", NULL, "show this help", NULL},
+    {"version", NULL, "show the version", NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kvgate [flags]\n\n"
+               "kvgate serves etcd v3's HTTP/JSON KV API on a local revision store.\n\n");
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        char left[48];
+        snprintf(left, sizeof left, "--%s%s%s", flags[i].name, flags[i].arg ? " " : "",
+                 flags[i].arg ? flags[i].arg : "");
+        fprintf(f, "  %-32s %s\n", left, flags[i].help);
+    }
+    fprintf(f, "\ndefaults: --listen 127.0.0.1:2379 --data-dir ./data --max-request-bytes 1572864\n"
+               "          --max-txn-ops 128 --max-connections 10000 --connection-timeout 60\n");
+}
+
+/* 0 to run, 1 to exit 0 (help/version), -1 to exit 2. */
+static int parse_args(int argc, char **argv, options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 && !(a[0] == '-' && a[1] && a[1] != '-')) {
+            fprintf(stderr, "kvgate: unexpected argument \"%s\" (see --help)\n", a);
+            return -1;
+        }
+        a += a[1] == '-' ? 2 : 1; /* accept -flag like Go's flag package */
+        const char *eq = strchr(a, '=');
+        size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+        const flag *f = NULL;
+        for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+            if (strlen(flags[k].name) == nl && strncmp(flags[k].name, a, nl) == 0)
+                f = &flags[k];
+        if (!f) {
+            fprintf(stderr, "kvgate: unknown flag --%.*s (see --help)\n", (int)nl, a);
+            return -1;
+        }
+        if (!f->arg) {
+            if (eq) {
+                fprintf(stderr, "kvgate: flag --%s takes no value\n", f->name);
+                return -1;
+            }
+            if (strcmp(f->name, "help") == 0)
+                usage(stdout);
+            else
+                printf("kvgate %s (etcd API 3.4)\n", KVGATE_VERSION);
+            return 1;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "kvgate: flag --%s needs a value\n", f->name);
+                return -1;
+            }
+            v = argv[++i];
+        }
+        char err[160];
+        if (f->set(o, v, err, sizeof err) != 0) {
+            fprintf(stderr, "kvgate: --%s: %s\n", f->name, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Room for every connection plus the store's files. */
+static void raise_nofile(unsigned long long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t target = rl.rlim_max;
+    if (target == RLIM_INFINITY || target > want)
+        target = want > rl.rlim_cur ? want : rl.rlim_cur;
+    if (target > rl.rlim_cur) {
+        rl.rlim_cur = target;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            fprintf(stderr, "kvgate: warning: cannot raise the open files limit to %llu\n",
+                    (unsigned long long)target);
+    }
+}
+
+/* Stable ids per data dir (FNV-1a of its absolute path): tests ignore them,
+ * clients only compare them. */
+static uint64_t fnv1a(const char *s, uint64_t h)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {
+        .listen = "127.0.0.1:2379",
+        .data_dir = "./data",
+        .cors_origins = NULL,
+        .max_request_bytes = 1572864,
+        .max_txn_ops = 128,
+        .max_connections = 10000,
+        .conn_timeout_s = 60,
+        .shutdown_grace_ms = 10000,
+    };
+    int pr = parse_args(argc, argv, &o);
+    if (pr != 0)
+        return pr > 0 ? 0 : 2;
+
+    /* Before any thread exists: signals go to sigwait() only; SIGPIPE off. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    json_object_seed(0);
+    raise_nofile(o.max_connections + 1024);
+
+    /* The HTTP body cap: etcd's gRPC limit (max-request-bytes + 512 KiB) in
+     * base64-inflated JSON, plus room for the JSON around it. */
+    gw_config gc = {
+        .listen = o.listen,
+        .cors_origins = o.cors_origins,
+        .max_body_bytes = (size_t)((o.max_request_bytes + 512 * 1024) * 4 / 3 + 64 * 1024),
+        .max_connections = (unsigned)o.max_connections,
+        .threads = 0,
+        .conn_timeout_s = (unsigned)o.conn_timeout_s,
+    };
+    char *err = NULL;
+    gw_server *srv = gw_server_new(&gc, &err);
+    if (!srv) {
+        fprintf(stderr, "kvgate: %s\n", err ? err : "cannot create the server");
+        free(err);
+        return 1;
+    }
+
+    kvstore_opts so;
+    kvstore_opts_default(&so);
+    so.max_txn_ops = (size_t)o.max_txn_ops;
+    kvstore *store = kvstore_open(o.data_dir, &so, &err);
+    if (!store) {
+        fprintf(stderr, "kvgate: %s\n", err ? err : "cannot open the data dir");
+        free(err);
+        gw_server_free(srv);
+        return 1;
+    }
+
+    char abs[PATH_MAX];
+    const char *idsrc = realpath(o.data_dir, abs) ? abs : o.data_dir;
+    kv_http kh = {
+        .store = store,
+        .header = {.cluster_id = fnv1a(idsrc, 14695981039346656037ULL),
+                   .member_id = fnv1a("member", fnv1a(idsrc, 14695981039346656037ULL)),
+                   .raft_term = 2},
+        .max_request_bytes = (size_t)o.max_request_bytes,
+        .max_txn_ops = (size_t)o.max_txn_ops,
+    };
+    if (kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
+        gw_server_start(srv, &err) != 0) {
+        fprintf(stderr, "kvgate: %s\n", err ? err : "out of memory");
+        free(err);
+        gw_server_free(srv);
+        kvstore_close(store);
+        return 1;
+    }
+
+    /* Print the host as given (brackets kept for IPv6). */
+    const char *colon = strrchr(o.listen, ':');
+    printf("kvgate listening on http://%.*s:%u\n", (int)(colon - o.listen), o.listen,
+           (unsigned)gw_server_port(srv));
+    fflush(stdout);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    fprintf(stderr, "kvgate: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    gw_server_stop(srv, (unsigned)o.shutdown_grace_ms);
+    kvstore_close(store);
+    gw_server_free(srv);
+    return 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * gateway_gojson.c — the Go-compatible JSON scanner.  Expected messages are
+ * what etcd 3.4.23's gateway answered (or Go's scanner text for the same
+ * state).
+ */
+#include "gojson.h"
+#include "testhelp.h"
+
+static int scan(const char *s, gojson_scan *o) { return gojson_scan_value(s, strlen(s), o); }
+
+int main(void)
+{
+    gojson_scan o;
+    TEST("valid values and their end") {
+        CHECK_EQ_INT(scan("{\"key\":\"Zm9v\"} x", &o), GOJSON_OK); /* etcd ignores the rest */
+        CHECK_EQ_INT(o.end, 14);
+        CHECK_EQ_INT(scan("{\"key\":\"Zm9v\"}{}", &o), GOJSON_OK);
+        CHECK_EQ_INT(o.end, 14);
+        CHECK_EQ_INT(scan("  [1, -2.5e+3, true, false, null, \"a\\u00e9\\n\", {}]", &o), GOJSON_OK);
+        CHECK_EQ_INT(scan("5", &o), GOJSON_OK);
+        CHECK_EQ_INT(o.end, 1);
+        CHECK_EQ_INT(scan("5 ", &o), GOJSON_OK);
+        CHECK_EQ_INT(o.end, 1);
+    }
+    TEST("empty body is EMPTY (etcd: an empty request)") {
+        CHECK_EQ_INT(scan("", &o), GOJSON_EMPTY);
+        CHECK_EQ_INT(scan(" \n\t", &o), GOJSON_EMPTY);
+    }
+    TEST("etcd's syntax error texts") {
+        struct { const char *in, *msg; } c[] = {
+            {"{\"key\":\"Zm9v\"", "unexpected EOF"},
+            {"{", "unexpected EOF"},
+            {"x", "invalid character 'x' looking for beginning of value"},
+            {"{x", "invalid character 'x' looking for beginning of object key string"},
+            {"{\"a\" 1}", "invalid character '1' after object key"},
+            {"{\"a\":1 2}", "invalid character '2' after object key:value pair"},
+            {"[1 2]", "invalid character '2' after array element"},
+            {"\"a\nb\"", "invalid character '\\n' in string literal"},
+            {"\"\\x\"", "invalid character 'x' in string escape code"},
+            {"\"\\u12g4\"", "invalid character 'g' in \\u hexadecimal character escape"},
+            {"-a", "invalid character 'a' in numeric literal"},
+            {"1.x", "invalid character 'x' after decimal point in numeric literal"},
+            {"1ex", "invalid character 'x' in exponent of numeric literal"},
+            {"tru", "unexpected EOF"},
+            {"trux", "invalid character 'x' in literal true (expecting 'e')"},
+            {"nul1", "invalid character '1' in literal null (expecting 'l')"},
+            {"fx", "invalid character 'x' in literal false (expecting 'a')"},
+            {"{'a':1}", "invalid character '\\'' looking for beginning of object key string"},
+            {"{\"a\":\x01}", "invalid character '\\x01' looking for beginning of value"},
+            {"{,}", "invalid character ',' looking for beginning of object key string"},
+            {"[,]", "invalid character ',' looking for beginning of value"},
+            {"{\"a\":1,}", "invalid character '}' looking for beginning of object key string"},
+            {"+5", "invalid character '+' looking for beginning of value"},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+            CHECK_EQ_INT(scan(c[i].in, &o), GOJSON_ERR);
+            CHECK_EQ_STR(o.msg, c[i].msg);
+        }
+    }
+    TEST("Go's quoteChar") {
+        char q[16];
+        CHECK_EQ_STR(gojson_quote_char('a', q), "'a'");
+        CHECK_EQ_STR(gojson_quote_char('"', q), "'\"'");
+        CHECK_EQ_STR(gojson_quote_char('\'', q), "'\\''");
+        CHECK_EQ_STR(gojson_quote_char(0, q), "'\\x00'");
+        CHECK_EQ_STR(gojson_quote_char(0x7f, q), "'\\x7f'");
+        CHECK_EQ_STR(gojson_quote_char(0x80, q), "'\\u0080'");
+        CHECK_EQ_STR(gojson_quote_char(0xe9, q), "'\xc3\xa9'");
+    }
+    TEST("odd number literals are remembered") {
+        CHECK_EQ_INT(scan("{\"a\":5.5,\"b\":7,\"c\":1e2,\"d\":99999999999999999999}", &o), GOJSON_OK);
+        CHECK_EQ_INT(o.n_odd, 3);
+        CHECK_EQ_INT(o.odd[0].len, 3);
+        CHECK_EQ_INT(o.odd[2].len, 20);
+    }
+    TEST("depth limit") {
+        static char deep[10010 * 2];
+        for (int i = 0; i < 10005; i++)
+            deep[i] = '[';
+        deep[10005] = 0;
+        CHECK_EQ_INT(scan(deep, &o), GOJSON_ERR);
+        CHECK_EQ_STR(o.msg, "exceeded max depth");
+    }
+    return TEST_REPORT();
+}
