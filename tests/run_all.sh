@@ -54,10 +54,12 @@ run_step() {
     echo "run_all: $name exit $rc in $((SECONDS - start))s"
 }
 
-# C unit binaries print "N passed, N failed" each; add them up.
+# C unit binaries end with "[name: ]N passed, N failed"; add them up.
 count_unit() {
     local name=$1 p f
-    read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ {p += $1; f += $3} END {print p+0, f+0}' "$ART/$name.log")
+    read -r p f < <(awk 'match($0, /[0-9]+ passed, [0-9]+ failed$/) {
+            split(substr($0, RSTART), w, /[ ,]+/); p += w[1]; f += w[3]
+        } END {print p+0, f+0}' "$ART/$name.log")
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi   # build error, crash, timeout
     passed=$((passed + p)); failed=$((failed + f))
     summary+=("$name: $p passed, $f failed (exit $rc)")

@@ -18,6 +18,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -164,27 +165,36 @@ def post_oversized(port, path, nbytes, timeout=20.0):
 
 
 class Server:
-    """A kvgate or etcd child process on a free loopback port."""
+    """A kvgate or etcd child process on a loopback port.  kvgate gets port
+    0 and says which port it took ("kvgate listening on http://HOST:PORT"
+    on stdout), so it never races other tests for a free port."""
 
     def __init__(self, kind, argv_fn, ready_path):
         self.kind = kind
         self.tmp = tempfile.mkdtemp(prefix="openapi-%s-" % kind,
                                     dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-        self.port = free_port()
+        self.port = 0 if kind == "kvgate" else free_port()
         self.errlog = os.path.join(self.tmp, "stderr")
+        self.outlog = os.path.join(self.tmp, "stdout")
         argv = argv_fn(self.port, os.path.join(self.tmp, "data"))
-        with open(self.errlog, "wb") as fe:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fe, stderr=fe,
+        with open(self.errlog, "wb") as fe, open(self.outlog, "wb") as fo:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
                                          cwd=self.tmp)
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError("%s exited with %s at start:\n%s"
                                    % (kind, self.proc.returncode, self.log()))
+            if not self.port:
+                with open(self.outlog, "rb") as f:
+                    m = re.search(rb"listening on http://127\.0\.0\.1:([0-9]+)\n", f.read())
+                if m:
+                    self.port = int(m.group(1))
             try:
-                st, _, _ = raw_request(self.port, "GET", ready_path, timeout=1.0)
-                if st == 200:
-                    break
+                if self.port:
+                    st, _, _ = raw_request(self.port, "GET", ready_path, timeout=1.0)
+                    if st == 200:
+                        break
             except (OSError, http.client.HTTPException):
                 pass
             if time.monotonic() > deadline:
