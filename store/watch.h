@@ -169,6 +169,12 @@ int64_t watchable_rev(watchable *ws);
 /* Diagnostics (tests): watchers in each state, and responses in queues. */
 typedef struct watchable_stats {
     size_t synced, unsynced, victims, streams, watchers;
+    /* cumulative */
+    uint64_t victimized;     /* responses parked because a queue was full */
+    uint64_t demoted;        /* parked responses dropped, watcher -> unsynced */
+    uint64_t history_reads;  /* kvstore_read_events calls by the sync loop */
+    uint64_t locked_reads;   /* of which under ws->mu (near the head) */
+    uint64_t compacted;      /* watchers canceled with compact_revision */
 } watchable_stats;
 void watchable_get_stats(watchable *ws, watchable_stats *st);
 

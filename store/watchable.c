@@ -248,6 +248,7 @@ struct watchable {
     pair *pairs;
     size_t pcap;
     watcher **chosen; /* sync pass scratch, max_watchers_per_sync */
+    uint64_t n_victimized, n_demoted, n_history_reads, n_locked_reads, n_compacted;
     /* loops */
     pthread_mutex_t kick_mu;
     pthread_cond_t kick_cv;
@@ -543,6 +544,7 @@ static void make_victim(watchable *ws, watcher *w, watch_response *r, int64_t fr
     w->min_rev = next;
     w->parked_at_ms = now_ms();
     victim_link(ws, w);
+    ws->n_victimized++;
 }
 
 static bool passes_filters(const watcher *w, const kv_event *e)
@@ -574,6 +576,7 @@ static void cancel_compacted(watchable *ws, watcher *w, int64_t compact)
     r->progress_rev = w->min_rev - 1;
     enqueue(w->st, r, true);
     watcher_destroy(ws, w);
+    ws->n_compacted++;
 }
 
 
@@ -767,6 +770,8 @@ static bool sync_pass(watchable *ws)
         return false;
     }
     bool locked = cur - min + 1 <= ws->o.sync_locked_revs;
+    ws->n_history_reads++;
+    ws->n_locked_reads += locked;
     if (!locked)
         pthread_mutex_unlock(&ws->mu);
     kv_event *evs = NULL;
@@ -853,6 +858,7 @@ static size_t victim_pass(watchable *ws)
             watch_response_free(w->pending);
             w->pending = NULL;
             w->min_rev = w->pending_from;
+            ws->n_demoted++;
         } else {
             continue;
         }
@@ -1318,5 +1324,10 @@ void watchable_get_stats(watchable *ws, watchable_stats *out)
     out->victims = ws->nvictims;
     out->streams = ws->nstreams;
     out->watchers = ws->nwatchers;
+    out->victimized = ws->n_victimized;
+    out->demoted = ws->n_demoted;
+    out->history_reads = ws->n_history_reads;
+    out->locked_reads = ws->n_locked_reads;
+    out->compacted = ws->n_compacted;
     pthread_mutex_unlock(&ws->mu);
 }
