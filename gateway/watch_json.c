@@ -1,0 +1,525 @@
+/*
+ * watch_json.c — WatchRequest decoding and WatchResponse encoding, as etcd
+ * 3.4's gateway does them (the observed facts are listed in watch_json.h).
+ *
+ * Decoding reuses the core's pieces: gojson (via ej_decoder_init) decides
+ * syntax with Go's messages and hands us a jansson tree for one value;
+ * ej_parse_int64_text and b64_decode give Go's texts for int64 and bytes.
+ * The small field helpers below mirror etcd_json.c's (which are static
+ * there); they read fields in proto order so that the first bad field in
+ * proto order is the one reported, as etcd does.
+ *
+ * Encoding writes straight into a gwbuf, reusing ej_put_header/ej_put_kv
+ * for the base64 form so both framings and the KV API agree byte for byte.
+ */
+#include "watch_json.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "b64.h"
+
+static const char wj_filter_type[] = "etcdserverpb.WatchCreateRequest_FilterType";
+
+/* ------------------------------------------------------------------ */
+/* decoding helpers (after etcd_json.c)                                 */
+
+static int wj_err(char *msg, size_t msglen, const char *fmt, const char *a, const char *b)
+{
+    snprintf(msg, msglen, fmt, a, b);
+    return -1;
+}
+
+static const char *wj_go_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "bool";
+    default: return "null";
+    }
+}
+
+/* The source text of a non-int64 number literal, for Go's messages. */
+static void wj_number_text(const ej_decoder *d, const json_t *v, char *out, size_t n)
+{
+    double x = json_is_real(v) ? json_real_value(v) : (double)json_integer_value(v);
+    for (size_t i = 0; i < d->scan.n_odd; i++) {
+        char tmp[128];
+        size_t l = d->scan.odd[i].len < sizeof tmp - 1 ? d->scan.odd[i].len : sizeof tmp - 1;
+        memcpy(tmp, d->body + d->scan.odd[i].off, l);
+        tmp[l] = 0;
+        if (strtod(tmp, NULL) == x) {
+            snprintf(out, n, "%s", tmp);
+            return;
+        }
+    }
+    snprintf(out, n, "%.17g", x);
+}
+
+/* jsonpb: the lowerCamelCase name wins over the proto name; null = unset. */
+static json_t *wj_field(json_t *obj, const char *orig, const char *camel)
+{
+    json_t *v = camel ? json_object_get(obj, camel) : NULL;
+    if (!v)
+        v = json_object_get(obj, orig);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+static int wj_int64(ej_decoder *d, json_t *o, const char *orig, const char *camel, int64_t *out)
+{
+    json_t *v = wj_field(o, orig, camel);
+    if (!v)
+        return 0;
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_real(v)) {
+        char lit[128];
+        wj_number_text(d, v, lit, sizeof lit);
+        return wj_err(d->msg, sizeof d->msg,
+                      "json: cannot unmarshal number %s into Go value of type int64%s", lit, "");
+    }
+    if (json_is_string(v))
+        return ej_parse_int64_text(json_string_value(v), json_string_length(v), out, d->msg,
+                                   sizeof d->msg);
+    return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type int64%s",
+                  wj_go_kind(v), "");
+}
+
+static int wj_bool(ej_decoder *d, json_t *o, const char *orig, const char *camel, bool *out)
+{
+    json_t *v = wj_field(o, orig, camel);
+    if (!v)
+        return 0;
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 0;
+    }
+    return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type bool%s",
+                  wj_go_kind(v), "");
+}
+
+static int wj_bytes(ej_decoder *d, json_t *o, const char *orig, const char *camel, kv_bytes *out)
+{
+    json_t *v = wj_field(o, orig, camel);
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return wj_err(d->msg, sizeof d->msg,
+                      "json: cannot unmarshal %s into Go value of type []uint8%s", wj_go_kind(v), "");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v), len = 0, bad = 0;
+    kv_bytes_free(out);
+    if (n == 0)
+        return 0;
+    uint8_t *p = malloc(b64_decoded_max(n));
+    if (!p)
+        return wj_err(d->msg, sizeof d->msg, "etcdserver: out of memory%s%s", "", "");
+    if (b64_decode(s, n, p, &len, &bad) != 0) {
+        free(p);
+        snprintf(d->msg, sizeof d->msg, "illegal base64 data at input byte %zu", bad);
+        return -1;
+    }
+    if (len == 0) {
+        free(p);
+        p = NULL;
+    }
+    out->data = p;
+    out->len = len;
+    return 0;
+}
+
+/* repeated FilterType: names NOPUT / NODELETE or any int32. */
+static int wj_filters(ej_decoder *d, json_t *o, wj_request *r)
+{
+    json_t *v = wj_field(o, "filters", NULL);
+    if (!v)
+        return 0;
+    if (json_is_string(v))
+        return wj_err(d->msg, sizeof d->msg, "invalid target \"slice\" for enum %s%s",
+                      wj_filter_type, "");
+    if (!json_is_array(v))
+        return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type []%s",
+                      wj_go_kind(v), wj_filter_type);
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        json_int_t x = -1;
+        if (json_is_null(e))
+            continue;
+        if (json_is_string(e)) {
+            const char *s = json_string_value(e);
+            size_t l = json_string_length(e);
+            if (l == 5 && memcmp(s, "NOPUT", 5) == 0)
+                x = 0;
+            else if (l == 8 && memcmp(s, "NODELETE", 8) == 0)
+                x = 1;
+            else {
+                char q[160];
+                size_t k = 0;
+                for (size_t j = 0; j < l && k < sizeof q - 8; j++) {
+                    unsigned char c = (unsigned char)s[j];
+                    if (c == '"' || c == '\\') {
+                        q[k++] = '\\';
+                        q[k++] = (char)c;
+                    } else if (c < 0x20 || c == 0x7f) {
+                        k += (size_t)snprintf(q + k, sizeof q - k, "\\x%02x", c);
+                    } else {
+                        q[k++] = (char)c;
+                    }
+                }
+                q[k] = 0;
+                return wj_err(d->msg, sizeof d->msg, "unknown value \"%s\" for enum %s", q,
+                              wj_filter_type);
+            }
+        } else if (json_is_integer(e) && json_integer_value(e) >= INT32_MIN &&
+                   json_integer_value(e) <= INT32_MAX) {
+            x = json_integer_value(e);
+        } else if (json_is_number(e)) {
+            char lit[128], m[160];
+            wj_number_text(d, e, lit, sizeof lit);
+            snprintf(m, sizeof m, "number %s", lit);
+            return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type %s",
+                          m, wj_filter_type);
+        } else {
+            return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type %s",
+                          wj_go_kind(e), wj_filter_type);
+        }
+        if (x == 0)
+            r->filter_noput = true;
+        else if (x == 1)
+            r->filter_nodelete = true;
+        /* other numbers: accepted, filter nothing (as etcd) */
+    }
+    return 0;
+}
+
+static int wj_message(ej_decoder *d, json_t *v, json_t **out)
+{
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return wj_err(d->msg, sizeof d->msg,
+                      "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
+                      wj_go_kind(v), "");
+    *out = v;
+    return 0;
+}
+
+static int wj_dec_create(ej_decoder *d, json_t *o, wj_request *r)
+{
+    r->kind = WJ_CREATE;
+    if (!o)
+        return 0;
+    if (wj_bytes(d, o, "key", NULL, &r->key) ||
+        wj_bytes(d, o, "range_end", "rangeEnd", &r->range_end) ||
+        wj_int64(d, o, "start_revision", "startRevision", &r->start_revision) ||
+        wj_bool(d, o, "progress_notify", "progressNotify", &r->progress_notify) ||
+        wj_filters(d, o, r) ||
+        wj_bool(d, o, "prev_kv", "prevKv", &r->prev_kv) ||
+        wj_int64(d, o, "watch_id", "watchId", &r->watch_id) ||
+        wj_bool(d, o, "fragment", NULL, &r->fragment))
+        return -1;
+    return 0;
+}
+
+/* One WatchRequest value: the oneof member first in document order. */
+static int wj_dec_request(ej_decoder *d, wj_request *r)
+{
+    static const struct {
+        const char *orig, *camel;
+        wj_kind kind;
+    } members[] = {
+        {"create_request", "createRequest", WJ_CREATE},
+        {"cancel_request", "cancelRequest", WJ_CANCEL},
+        {"progress_request", "progressRequest", WJ_PROGRESS},
+    };
+    json_t *root = d->root, *v, *o;
+    const char *k;
+    memset(r, 0, sizeof *r);
+    if (!root)
+        return 0;
+    json_object_foreach(root, k, v) {
+        if (json_is_null(v))
+            continue;
+        for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
+            if (strcmp(k, members[i].orig) != 0 && strcmp(k, members[i].camel) != 0)
+                continue;
+            if (wj_message(d, wj_field(root, members[i].orig, members[i].camel), &o) < 0)
+                return -1;
+            switch (members[i].kind) {
+            case WJ_CREATE:
+                return wj_dec_create(d, o, r);
+            case WJ_CANCEL:
+                r->kind = WJ_CANCEL;
+                return o ? wj_int64(d, o, "watch_id", "watchId", &r->cancel_id) : 0;
+            case WJ_PROGRESS:
+                r->kind = WJ_PROGRESS;
+                return 0;
+            default:
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static void wj_request_free(wj_request *r)
+{
+    kv_bytes_free(&r->key);
+    kv_bytes_free(&r->range_end);
+}
+
+void wj_requests_free(wj_request *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        wj_request_free(&reqs[i]);
+    free(reqs);
+}
+
+int wj_decode_requests(const char *body, size_t len, wj_request **out, size_t *n,
+                       char *msg, size_t msglen)
+{
+    wj_request *reqs = NULL;
+    size_t cnt = 0, cap = 0, off = 0;
+    *out = NULL;
+    *n = 0;
+    for (;;) {
+        ej_decoder d;
+        gojson_scan sc;
+        if (off >= len)
+            break;
+        int rc = gojson_scan_value(body + off, len - off, &sc);
+        if (rc == GOJSON_EMPTY)
+            break;
+        /* on a syntax error ej_decoder_init rescans and reports it */
+        size_t vlen = rc == GOJSON_OK ? sc.end : len - off;
+        if (ej_decoder_init(&d, body + off, vlen) < 0) {
+            if (cnt == 0) {
+                snprintf(msg, msglen, "%s", d.msg);
+                ej_decoder_done(&d);
+                return -1;
+            }
+            ej_decoder_done(&d);
+            break;
+        }
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            wj_request *p = realloc(reqs, ncap * sizeof *p);
+            if (!p) {
+                ej_decoder_done(&d);
+                wj_requests_free(reqs, cnt);
+                snprintf(msg, msglen, "etcdserver: out of memory");
+                return -1;
+            }
+            reqs = p;
+            cap = ncap;
+        }
+        if (wj_dec_request(&d, &reqs[cnt]) < 0) {
+            wj_request_free(&reqs[cnt]);
+            if (cnt == 0) {
+                snprintf(msg, msglen, "%s", d.msg);
+                ej_decoder_done(&d);
+                free(reqs);
+                return -1;
+            }
+            ej_decoder_done(&d);
+            break;
+        }
+        ej_decoder_done(&d);
+        cnt++;
+        off += vlen;
+    }
+    *out = reqs;
+    *n = cnt;
+    return 0;
+}
+
+void wj_to_create(const wj_request *req, watch_create_req *out)
+{
+    memset(out, 0, sizeof *out);
+    out->key = req->key.data;
+    out->key_len = req->key.len;
+    out->range_end = req->range_end.data;
+    out->range_end_len = req->range_end.len;
+    out->start_revision = req->start_revision;
+    out->watch_id = req->watch_id;
+    out->filter_noput = req->filter_noput;
+    out->filter_nodelete = req->filter_nodelete;
+    out->prev_kv = req->prev_kv;
+    out->progress_notify = req->progress_notify;
+}
+
+/* ------------------------------------------------------------------ */
+/* encoding                                                            */
+
+bool wj_utf8_valid(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            need = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            need = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            need = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i - 1 < need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+static void wj_put_i64_field(gwbuf *b, bool *first, const char *name, int64_t v)
+{
+    if (!v)
+        return;
+    if (!*first)
+        buf_putc(b, ',');
+    *first = false;
+    buf_putc(b, '"');
+    buf_puts(b, name);
+    buf_puts(b, "\":\"");
+    buf_put_i64(b, v);
+    buf_putc(b, '"');
+}
+
+/* A bytes field in text form: "name":"text", or "name_base64":"..." when
+ * the bytes are not UTF-8.  Empty: omitted, as every default. */
+static void wj_put_text_field(gwbuf *b, bool *first, const char *name, const kv_bytes *v)
+{
+    if (!v->len)
+        return;
+    if (!*first)
+        buf_putc(b, ',');
+    *first = false;
+    buf_putc(b, '"');
+    buf_puts(b, name);
+    if (wj_utf8_valid(v->data, v->len)) {
+        buf_puts(b, "\":");
+        buf_put_json_str(b, (const char *)v->data, v->len);
+    } else {
+        buf_puts(b, "_base64\":");
+        ej_put_bytes(b, v->data, v->len);
+    }
+}
+
+void wj_put_kv(gwbuf *b, const kv_keyvalue *kv, bool text)
+{
+    if (!text) {
+        ej_put_kv(b, kv);
+        return;
+    }
+    bool first = true;
+    buf_putc(b, '{');
+    wj_put_text_field(b, &first, "key", &kv->key);
+    wj_put_i64_field(b, &first, "create_revision", kv->create_revision);
+    wj_put_i64_field(b, &first, "mod_revision", kv->mod_revision);
+    wj_put_i64_field(b, &first, "version", kv->version);
+    wj_put_text_field(b, &first, "value", &kv->value);
+    wj_put_i64_field(b, &first, "lease", kv->lease);
+    buf_putc(b, '}');
+}
+
+static void wj_put_event(gwbuf *b, const kv_event *ev, const kv_keyvalue *prev, bool text)
+{
+    buf_putc(b, '{');
+    if (ev->type == KV_EVENT_DELETE)
+        buf_puts(b, "\"type\":\"DELETE\",");
+    buf_puts(b, "\"kv\":");
+    wj_put_kv(b, &ev->kv, text);
+    if (prev) {
+        buf_puts(b, ",\"prev_kv\":");
+        wj_put_kv(b, prev, text);
+    }
+    buf_putc(b, '}');
+}
+
+static void wj_put_head(gwbuf *b, const ej_header *h, int64_t rev, int64_t watch_id)
+{
+    buf_putc(b, '{');
+    ej_put_header(b, h, rev);
+    if (watch_id) {
+        buf_puts(b, ",\"watch_id\":\"");
+        buf_put_i64(b, watch_id);
+        buf_putc(b, '"');
+    }
+}
+
+void wj_put_response(gwbuf *b, const ej_header *h, const watch_response *r, bool text)
+{
+    wj_put_head(b, h, r->header_rev, r->watch_id);
+    if (r->created)
+        buf_puts(b, ",\"created\":true");
+    if (r->canceled)
+        buf_puts(b, ",\"canceled\":true");
+    if (r->compact_rev) {
+        buf_puts(b, ",\"compact_revision\":\"");
+        buf_put_i64(b, r->compact_rev);
+        buf_putc(b, '"');
+    }
+    if (r->cancel_reason && *r->cancel_reason) {
+        buf_puts(b, ",\"cancel_reason\":");
+        buf_put_json_str(b, r->cancel_reason, strlen(r->cancel_reason));
+    }
+    if (r->n_events) {
+        buf_puts(b, ",\"events\":[");
+        for (size_t i = 0; i < r->n_events; i++) {
+            if (i)
+                buf_putc(b, ',');
+            wj_put_event(b, r->events[i].ev, r->events[i].prev_kv, text);
+        }
+        buf_putc(b, ']');
+    }
+    buf_putc(b, '}');
+}
+
+void wj_put_snapshot(gwbuf *b, const ej_header *h, int64_t rev, int64_t watch_id,
+                     const kv_keyvalue *kvs, size_t n, bool text)
+{
+    wj_put_head(b, h, rev, watch_id);
+    if (n) {
+        buf_puts(b, ",\"events\":[");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                buf_putc(b, ',');
+            buf_puts(b, "{\"kv\":");
+            wj_put_kv(b, &kvs[i], text);
+            buf_putc(b, '}');
+        }
+        buf_putc(b, ']');
+    }
+    buf_putc(b, '}');
+}
