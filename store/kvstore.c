@@ -356,17 +356,19 @@ kv_err kvstore_range(kvstore *s, const kv_range_req *req, kv_range_resp *resp,
                      int64_t *header_rev)
 {
     int64_t cur = aload(&s->rev);
-    int64_t rev = cur;
+    int64_t rev = req->revision > 0 ? req->revision : cur, used;
     view v = {s, NULL};
-    kv_err err = view_range(&v, req, cur, aload(&s->compact_main), resp, &rev);
-    if ((err == KV_OK || err == KV_ERR_COMPACTED || err == KV_ERR_IO) &&
-        rev < aload(&s->compact_main)) {
-        /* raced with a compaction: what we read may be incomplete */
-        kv_range_resp_free(resp);
-        memset(resp, 0, sizeof *resp);
-        err = KV_ERR_COMPACTED;
-    } else if (err == KV_ERR_COMPACTED) {
-        err = KV_ERR_IO; /* a record the index names is missing */
+    kv_err err = view_range(&v, req, cur, aload(&s->compact_main), resp, &used);
+    if (err == KV_OK || err == KV_ERR_COMPACTED || err == KV_ERR_IO) {
+        if (rev < aload(&s->compact_main)) {
+            /* below the compaction point, or raced with a compaction that
+             * removed part of what we read */
+            kv_range_resp_free(resp);
+            memset(resp, 0, sizeof *resp);
+            err = KV_ERR_COMPACTED;
+        } else if (err == KV_ERR_COMPACTED) {
+            err = KV_ERR_IO; /* a record the index names is missing */
+        }
     }
     if (header_rev)
         *header_rev = cur;
