@@ -103,7 +103,7 @@ backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
         if (err && (strstr(err, "lock") || strstr(err, "LOCK") || strstr(err, "Resource temporarily")))
             *errmsg = dupmsg("data dir %s is in use by another kvgate (%s)", dir, err);
         else
-            *errmsg = dupmsg("cannot open the store in data dir %s: %s", dir, err);
+            *errmsg = dupmsg("cannot open the store in data dir %s (corrupt or unreadable): %s", dir, err);
         rocksdb_free(err);
         err = NULL;
         goto err_set;
