@@ -918,10 +918,8 @@ static void *sync_main(void *arg)
     for (;;) {
         bool again = sync_pass(ws);
         uint64_t now = now_ms();
-        if (ws->progress && now >= next_progress) { /* racy peek; tick locks */
+        if (now >= next_progress) {
             progress_tick(ws);
-            next_progress = now + ws->o.progress_interval_ms;
-        } else if (now >= next_progress) {
             next_progress = now + ws->o.progress_interval_ms;
         }
         pthread_mutex_lock(&ws->kick_mu);
