@@ -7,5 +7,5 @@ Only the standard library.  Modules:
 """
 from .client import Client, Resp, b64, unb64  # noqa: F401
 from .procs import (Kvgate, Etcd, free_port, kvgate_bin, etcd_bin, kill_all_servers,  # noqa: F401
-                    ServerError, REPO)
+                    ServerError, REPO, mktemp, LISTEN_LINE)
 from .norm import normalise  # noqa: F401

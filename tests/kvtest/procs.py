@@ -22,6 +22,9 @@ _LIVE = set()
 _TMP_BASE = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
+LISTEN_LINE = re.compile(r"^kvgate listening on http://127\.0\.0\.1:(\d+)$")
+
+
 class ServerError(Exception):
     pass
 
@@ -44,8 +47,14 @@ def free_port():
         s.close()
 
 
+_TMPS = []
+
+
 def mktemp(prefix):
-    return tempfile.mkdtemp(prefix=prefix, dir=_TMP_BASE)
+    """A new temp dir, removed by kill_all_servers() at session end."""
+    d = tempfile.mkdtemp(prefix=prefix, dir=_TMP_BASE)
+    _TMPS.append(d)
+    return d
 
 
 def kill_all_servers():
@@ -57,6 +66,8 @@ def kill_all_servers():
         except Exception:
             pass
         _LIVE.discard(p)
+    while _TMPS:
+        shutil.rmtree(_TMPS.pop(), ignore_errors=True)
 
 
 atexit.register(kill_all_servers)
@@ -208,12 +219,23 @@ class Kvgate(Server):
                 "--data-dir", self.data_dir] + self.extra_args
 
     def ready(self):
+        if self.port == 0:
+            # --listen 127.0.0.1:0: the port is on the readiness line.
+            m = [LISTEN_LINE.match(l) for l in self.stdout().splitlines()]
+            m = [x for x in m if x]
+            if not m:
+                return False
+            self.port = int(m[0].group(1))
         # Any HTTP answer means the listener is up and serving.
         _http_get(self.port, "/version", 1.0)
         return True
 
+    def wait_listen_line(self, timeout=10.0):
+        """With port 0: wait for the readiness line, return the port."""
+        self.wait_ready(timeout)
+        return self.port
 
-LISTEN_LINE = re.compile(r"^kvgate listening on http://127\.0\.0\.1:(\d+)$")
+
 
 
 class Etcd(Server):

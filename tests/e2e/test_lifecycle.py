@@ -1,0 +1,245 @@
+"""Process life: SIGTERM exits 0 after finishing requests in flight; a
+restart (after SIGTERM or kill -9) keeps data, revision and compaction
+point; many concurrent writers get consecutive revisions with no holes."""
+import http.client
+import json
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from kvtest import b64, normalise
+
+
+def raw_http(sock, method, path, body, extra=b""):
+    head = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: %d\r\n" % (method, path, len(body))).encode() + extra + b"\r\n"
+    return head
+
+
+def read_response(sock, timeout=15):
+    """Reads one HTTP response from a raw socket: (status, body bytes)."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response headers: %r" % buf)
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+    if "content-length" in hdrs:
+        n = int(hdrs["content-length"])
+        while len(rest) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return status, rest[:n]
+    if hdrs.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += sock.recv(65536)
+            size_line, rest = rest.split(b"\r\n", 1)
+            size = int(size_line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed inside a chunk")
+                rest += chunk
+            body += rest[:size]
+            rest = rest[size + 2:]
+            if size == 0:
+                return status, body
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return status, rest
+        rest += chunk
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_exits_zero(kvgate):
+    c = kvgate.client()
+    c.put("a", "1")
+    t = time.monotonic()
+    rc = kvgate.stop(timeout=15)
+    assert rc == 0, "exit status %r after SIGTERM; stderr: %s" % (rc, kvgate.stderr()[-1000:])
+    assert time.monotonic() - t < 12
+    kvgate.start()
+    assert kvgate.client().range("a")["kvs"][0]["value"] == b64("1")
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_finishes_a_request_in_flight(kvgate):
+    """The request's headers and part of its body are read before SIGTERM;
+    the rest arrives after it.  The put must be answered 200, be durable,
+    and the exit status must be 0."""
+    c = kvgate.client()
+    c.put("before", "x")
+    body = json.dumps({"key": b64("inflight"), "value": b64("v" * 1000)}).encode()
+    s = socket.create_connection(("127.0.0.1", kvgate.port), timeout=10)
+    try:
+        s.sendall(raw_http(s, "POST", "/v3/kv/put", body) + body[:20])
+        time.sleep(0.5)   # the server has read the headers and waits for the body
+        kvgate.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert kvgate.running(), "kvgate exited with a request in flight"
+        s.sendall(body[20:])
+        status, rbody = read_response(s)
+    finally:
+        s.close()
+    assert status == 200, (status, rbody)
+    rev = json.loads(rbody)["header"]["revision"]
+    assert rev == "3"
+    kvgate.proc.wait(15)
+    assert kvgate.proc.returncode == 0, kvgate.stderr()[-1000:]
+    kvgate.stop()
+    kvgate.start()
+    kv = kvgate.client().range("inflight")["kvs"][0]
+    assert kv["mod_revision"] == rev and kv["value"] == b64("v" * 1000)
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_under_load_keeps_every_acknowledged_write(kvgate):
+    """8 keep-alive clients put distinct keys as fast as they can; SIGTERM
+    in the middle.  Exit 0; after a restart every acknowledged put is there
+    with its revision, and the revisions 2..current are exactly the keys
+    present (no holes, no half-applied requests)."""
+    acked = {}
+    bad = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(t):
+        conn = http.client.HTTPConnection("127.0.0.1", kvgate.port, timeout=10)
+        i = 0
+        while not stop.is_set():
+            key = "w%02d-%05d" % (t, i)
+            i += 1
+            try:
+                conn.request("POST", "/v3/kv/put", json.dumps({"key": b64(key), "value": b64(key)}),
+                             {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException):
+                return  # the server went away: this put is unacknowledged
+            if r.status == 200:
+                with lock:
+                    acked[key] = int(json.loads(data)["header"]["revision"])
+            else:
+                if r.status != 503:  # 503 UNAVAILABLE: shutting down
+                    with lock:
+                        bad.append((key, r.status, data[:300]))
+                return
+    ts = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for t in ts:
+        t.start()
+    time.sleep(1.0)
+    with lock:
+        n_before = len(acked)
+    kvgate.proc.send_signal(signal.SIGTERM)
+    try:
+        kvgate.proc.wait(20)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(20)
+    assert n_before > 20, "too few writes before SIGTERM (%d) to test anything" % n_before
+    assert not bad, "answers other than 200/503 during shutdown: %r" % bad
+    assert kvgate.proc.returncode == 0, kvgate.stderr()[-1000:]
+    kvgate.stop()
+    kvgate.start()
+    c = kvgate.client()
+    kvs = c.range("\0", "\0")
+    present = {__import__("base64").b64decode(kv["key"]).decode(): kv for kv in kvs.get("kvs", [])}
+    for key, rev in acked.items():
+        assert key in present, "acknowledged put %s (rev %d) lost" % (key, rev)
+        assert int(present[key]["mod_revision"]) == rev, (key, rev, present[key])
+    cur = int(kvs["header"]["revision"])
+    revs = sorted(int(kv["mod_revision"]) for kv in present.values())
+    assert revs == list(range(2, cur + 1)), "revisions are not 2..%d without holes" % cur
+    for key, kv in present.items():
+        assert kv["value"] == b64(key), "half-written put %s" % key
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+def test_restart_keeps_data_revision_and_compaction(kvgate, how):
+    c = kvgate.client()
+    for i in range(10):
+        c.put("k%d" % (i % 4), "v%d" % i)                     # revs 2..11
+    c.delete("k1")                                            # 12
+    c.txn({"success": [{"request_put": {"key": b64("t1"), "value": b64("x")}},
+                       {"request_delete_range": {"key": b64("k2")}}]})  # 13
+    c.put("k0", "last", lease="0")                            # 14
+    c.compact(8, physical=True)
+    cur = c.revision()
+    assert cur == 14
+    before = {r: normalise(c.post("/v3/kv/range", {"key": "AA==", "range_end": "AA==", "revision": r}).body)
+              for r in range(0, cur + 1)}
+    assert "compacted" in before[7]["error"]
+    port = kvgate.port
+    if how == "sigterm":
+        assert kvgate.stop() == 0
+    else:
+        kvgate.kill()
+    kvgate.start()
+    assert kvgate.port == port
+    c = kvgate.client()
+    after = {r: normalise(c.post("/v3/kv/range", {"key": "AA==", "range_end": "AA==", "revision": r}).body)
+             for r in range(0, cur + 1)}
+    for r in range(0, cur + 1):
+        assert after[r] == before[r], "range at revision %d changed across the restart" % r
+    r = c.post("/v3/kv/compaction", {"revision": 8})
+    assert r.status == 400 and "compacted" in r.json()["error"], "compaction point lost: %r" % r
+    assert c.put("new", "1")["header"]["revision"] == str(cur + 1)
+
+
+@pytest.mark.timeout(90)
+def test_concurrent_writers_get_consecutive_revisions(kvgate):
+    """16 threads x 30 requests (puts, and every 5th a txn putting 2 keys):
+    every acknowledged revision is distinct, together they are exactly
+    2..1+N, and each key carries its acknowledged revision."""
+    acked = []   # (rev, [keys])
+    lock = threading.Lock()
+    errors = []
+
+    def worker(t):
+        c = kvgate.client()
+        try:
+            for i in range(30):
+                k = "c%02d-%03d" % (t, i)
+                if i % 5 == 4:
+                    r = c.txn({"success": [{"request_put": {"key": b64(k + "a"), "value": b64(k)}},
+                                           {"request_put": {"key": b64(k + "b"), "value": b64(k)}}]})
+                    keys = [k + "a", k + "b"]
+                else:
+                    r = c.put(k, k)
+                    keys = [k]
+                with lock:
+                    acked.append((int(r["header"]["revision"]), keys))
+        except Exception as e:  # noqa
+            errors.append(repr(e))
+    ts = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors[:3]
+    revs = sorted(r for r, _ in acked)
+    n = len(acked)
+    assert n == 16 * 30
+    assert revs == list(range(2, 2 + n)), "holes or duplicates in the acknowledged revisions"
+    c = kvgate.client()
+    assert c.revision() == 1 + n
+    got = {kv["key"]: kv for kv in c.range("\0", "\0")["kvs"]}
+    for rev, keys in acked:
+        for k in keys:
+            kv = got[b64(k)]
+            assert int(kv["mod_revision"]) == rev and int(kv["create_revision"]) == rev, (k, rev, kv)
