@@ -52,8 +52,9 @@ static kv_err flush(kvstore *s, backend_batch *wb)
         return KV_OK;
     kv_err e = backend_batch_write(s->be, wb, false);
     backend_batch_clear(wb);
-    if (!e && compactor_batch_hook)
-        compactor_batch_hook(s);
+    void (*hook)(kvstore *) = __atomic_load_n(&compactor_batch_hook, __ATOMIC_ACQUIRE);
+    if (!e && hook)
+        hook(s);
     return e;
 }
 

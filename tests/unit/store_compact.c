@@ -101,15 +101,15 @@ typedef struct reader_arg {
     kvstore *s;
     char **snaps;
     int64_t from, to;
-    volatile int stop;
+    int stop;
     int mismatches, reads;
 } reader_arg;
 
 static void *reader(void *p)
 {
     reader_arg *a = p;
-    while (!a->stop) {
-        for (int64_t r = a->from; r <= a->to && !a->stop; r++) {
+    while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+        for (int64_t r = a->from; r <= a->to && !__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE); r++) {
             char *x = snapshot(a->s, r);
             if (strcmp(x, a->snaps[r]))
                 a->mismatches++;
@@ -130,8 +130,8 @@ static int batches_seen;
 static void fail_after_first(kvstore *s)
 {
     (void)s;
-    if (++batches_seen == 2)
-        backend_fail_writes = 1000000;
+    if (__atomic_add_fetch(&batches_seen, 1, __ATOMIC_SEQ_CST) == 2)
+        __atomic_store_n(&backend_fail_writes, 1000000, __ATOMIC_SEQ_CST);
 }
 
 int main(void)
@@ -240,13 +240,13 @@ int main(void)
         int64_t C = cur / 2;
         reader_arg ra = {.s = s, .snaps = snaps, .from = C, .to = cur};
         pthread_t th;
-        compactor_batch_hook = slow_batch;
+        __atomic_store_n(&compactor_batch_hook, slow_batch, __ATOMIC_RELEASE);
         pthread_create(&th, NULL, reader, &ra);
         usleep(20000);
         CHECK_EQ_INT(tu_compact(s, C, true), cur);
-        ra.stop = 1;
+        __atomic_store_n(&ra.stop, 1, __ATOMIC_RELEASE);
         pthread_join(th, NULL);
-        compactor_batch_hook = NULL;
+        __atomic_store_n(&compactor_batch_hook, NULL, __ATOMIC_RELEASE);
         CHECK_EQ_INT(ra.mismatches, 0);
         CHECK(ra.reads > 0);
         for (int64_t r = C; r <= cur; r++) {
@@ -314,15 +314,15 @@ int main(void)
         int64_t cur = kvstore_rev(s);
         char *want = snapshot(s, cur);
         batches_seen = 0;
-        compactor_batch_hook = fail_after_first;
+        __atomic_store_n(&compactor_batch_hook, fail_after_first, __ATOMIC_RELEASE);
         CHECK_EQ_INT(tu_compact(s, cur - 1, false), cur);
-        for (int i = 0; i < 200 && batches_seen < 2; i++)
+        for (int i = 0; i < 200 && __atomic_load_n(&batches_seen, __ATOMIC_SEQ_CST) < 2; i++)
             usleep(5000);
-        CHECK(batches_seen >= 2);
+        CHECK(__atomic_load_n(&batches_seen, __ATOMIC_SEQ_CST) >= 2);
         CHECK(c_done(s) < cur - 1);
         kvstore_close(s);
-        compactor_batch_hook = NULL;
-        backend_fail_writes = 0;
+        __atomic_store_n(&compactor_batch_hook, NULL, __ATOMIC_RELEASE);
+        __atomic_store_n(&backend_fail_writes, 0, __ATOMIC_SEQ_CST);
         s = tu_open(dir, &o);
         CHECK_EQ_INT(kvstore_compact_rev(s), cur - 1);
         CHECK(wait_done(s, cur - 1));
@@ -346,10 +346,10 @@ int main(void)
             snprintf(k, sizeof k, "n%02d", i % 10);
             tu_put(s, k, "x");
         }
-        compactor_batch_hook = slow_batch;
+        __atomic_store_n(&compactor_batch_hook, slow_batch, __ATOMIC_RELEASE);
         CHECK_EQ_INT(tu_compact(s, 50, false), 101);
         CHECK_EQ_INT(tu_compact(s, 101, true), 101);
-        compactor_batch_hook = NULL;
+        __atomic_store_n(&compactor_batch_hook, NULL, __ATOMIC_RELEASE);
         CHECK_EQ_INT(count_cf(s, BE_CF_REV), 10);
         CHECK_EQ_INT(count_cf(s, BE_CF_INDEX), 10);
         kvstore_close(s);
