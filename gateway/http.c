@@ -106,6 +106,7 @@ struct gw_req {
     bool want_suspend, suspended, wake_pending, closed;
     gw_handler_fn cont;
     void *user;
+    void (*user_free)(void *);
 
     /* stream */
     gw_stream_read_fn rd;
@@ -140,6 +141,8 @@ static void req_unref(gw_req *r)
 {
     if (atomic_fetch_sub(&r->refs, 1) != 1)
         return;
+    if (r->user && r->user_free)
+        r->user_free(r->user);
     if (r->body != r->inline_body)
         free(r->body);
     free(r->rbody);
@@ -170,7 +173,11 @@ const char *gw_req_query(gw_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 void *gw_req_user(const gw_req *r) { return r->user; }
-void gw_req_set_user(gw_req *r, void *p) { r->user = p; }
+void gw_req_set_user(gw_req *r, void *p, void (*free_fn)(void *))
+{
+    r->user = p;
+    r->user_free = free_fn;
+}
 
 /* ------------------------------------------------------------------ */
 /* replies                                                             */

@@ -101,9 +101,11 @@ const char *gw_req_path(const gw_req *r);
 const char *gw_req_body(const gw_req *r, size_t *len);
 const char *gw_req_header(gw_req *r, const char *name);   /* NULL if absent */
 const char *gw_req_query(gw_req *r, const char *name);    /* NULL if absent */
-/* One pointer of handler state, e.g. a store response. Not freed by the core. */
+/* One pointer of handler state, e.g. a store response.  If the request
+ * ends while it is still set (the client left while the request slept),
+ * the core calls free_fn(p) (when not NULL).  Set it to NULL to take it. */
 void *gw_req_user(const gw_req *r);
-void gw_req_set_user(gw_req *r, void *p);
+void gw_req_set_user(gw_req *r, void *p, void (*free_fn)(void *p));
 
 /* ---- replies (at most one per request) ---- */
 /* Steals `body` (malloc'd, may be NULL with len 0). */

@@ -54,11 +54,13 @@ out:
 
 /* ---- writes ---- */
 
+static void free_response(void *p) { kv_response_free(p); }
+
 /* Committer thread: stash the response, wake the connection. */
 static void kv_done(void *arg, kv_response *resp)
 {
     gw_req *r = arg;
-    gw_req_set_user(r, resp);
+    gw_req_set_user(r, resp, free_response);
     gw_req_resume(r);
 }
 
@@ -66,7 +68,7 @@ static void kv_done(void *arg, kv_response *resp)
 static void finish(gw_req *r, kv_http *kh, bool compact)
 {
     kv_response *resp = gw_req_user(r);
-    gw_req_set_user(r, NULL);
+    gw_req_set_user(r, NULL, NULL);
     if (!resp) {
         gw_reply_kv_error(r, KV_ERR_NOMEM);
         return;
