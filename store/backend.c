@@ -83,7 +83,9 @@ backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
 
     b->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(b->opts, o->create);
-    rocksdb_options_set_create_missing_column_families(b->opts, o->create);
+    /* a family added by a later version (e.g. a lease table) is created on
+     * an existing store; the DB itself only when the caller says so */
+    rocksdb_options_set_create_missing_column_families(b->opts, 1);
     rocksdb_options_set_error_if_exists(b->opts, 0);
     rocksdb_options_set_paranoid_checks(b->opts, 1);
     rocksdb_options_increase_parallelism(b->opts, 2);
