@@ -254,7 +254,6 @@ struct watchable {
     pthread_cond_t kick_cv;
     bool stop, sync_kicked, victim_kicked;
     pthread_t sync_thr, victim_thr;
-    bool threads_started;
 };
 
 void watchable_opts_default(watchable_opts *o)
@@ -1054,7 +1053,6 @@ watchable *watchable_new(kvstore *s, const watchable_opts *opts)
         pthread_join(ws->sync_thr, NULL);
         goto err_hook;
     }
-    ws->threads_started = true;
     return ws;
 
 err_hook:
