@@ -790,7 +790,7 @@ int gw_server_on_shutdown(gw_server *s, void (*fn)(void *arg), void *arg)
 int gw_server_start(gw_server *s, char **errmsg)
 {
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_TURBO;
     *errmsg = NULL;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, ahc, s,
