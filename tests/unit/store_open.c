@@ -4,7 +4,9 @@
  * writable, locked by another opener, holding foreign files, or corrupt.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "store_testutil.h"
 #include "testhelp.h"
@@ -55,6 +57,32 @@ int main(void)
             printf("locked: %s\n", err);
         free(err);
         kvstore_close(s);
+    }
+    TEST("the same dir held by another process: in use") {
+        snprintf(path, sizeof path, "%s/a/b/data", base);
+        int fds[2];
+        CHECK(pipe(fds) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            kvstore *s = tu_open(path, NULL);
+            char c = 'x';
+            if (write(fds[1], &c, 1) != 1)
+                _exit(1);
+            for (;;)
+                pause(); /* until killed */
+            kvstore_close(s);
+        }
+        char c;
+        CHECK(read(fds[0], &c, 1) == 1);
+        char *err = open_err(path);
+        CHECK(err && strstr(err, "in use by another kvgate"));
+        if (err)
+            printf("locked by another process: %s\n", err);
+        free(err);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(fds[0]);
+        close(fds[1]);
     }
     TEST("not a directory") {
         snprintf(path, sizeof path, "%s/file", base);
