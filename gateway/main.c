@@ -28,6 +28,8 @@
 #include "kv.h"
 #include "kv_http.h"
 #include "status_http.h"
+#include "watch.h"
+#include "watch_http.h"
 
 #define KVGATE_VERSION "0.1.0"
 
@@ -40,6 +42,8 @@ typedef struct options {
     unsigned long long max_connections;
     unsigned long long conn_timeout_s;
     unsigned long long shutdown_grace_ms;
+    unsigned long long sse_heartbeat_s;
+    unsigned long long max_streams;
 } options;
 
 typedef struct flag {
@@ -105,6 +109,15 @@ static int set_timeout(options *o, const char *v, char *e, size_t n)
     return parse_u64(v, 0, 86400, &o->conn_timeout_s, e, n);
 }
 
+static int set_sse_heartbeat(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 0, 3600, &o->sse_heartbeat_s, e, n);
+}
+static int set_max_streams(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 1, 1u << 20, &o->max_streams, e, n);
+}
+
 static const flag flags[] = {
     {"listen", "HOST:PORT", "address to serve on (port 0: any free port)", set_listen},
     {"data-dir", "DIR", "where the store keeps its data", set_data_dir},
@@ -113,6 +126,8 @@ static const flag flags[] = {
     {"max-txn-ops", "N", "most operations in one txn", set_max_txn},
     {"max-connections", "N", "most simultaneous client connections", set_max_conn},
     {"connection-timeout", "SECONDS", "idle timeout of a connection (0: none)", set_timeout},
+    {"sse-heartbeat", "SECONDS", "comment line on idle SSE watch streams (0: none)", set_sse_heartbeat},
+    {"max-streams", "N", "most simultaneous watch streams (beyond: 429)", set_max_streams},
     {"help", NULL, "show this help", NULL},
     {"version", NULL, "show the version", NULL},
 };
@@ -128,7 +143,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-32s %s\n", left, flags[i].help);
     }
     fprintf(f, "\ndefaults: --listen 127.0.0.1:2379 --data-dir ./data --max-request-bytes 1572864\n"
-               "          --max-txn-ops 128 --max-connections 10000 --connection-timeout 60\n");
+               "          --max-txn-ops 128 --max-connections 10000 --connection-timeout 60\n"
+               "          --sse-heartbeat 15 --max-streams 9000\n");
 }
 
 /* 0 to run, 1 to exit 0 (help/version), -1 to exit 2. */
@@ -218,6 +234,8 @@ int main(int argc, char **argv)
         .max_connections = 10000,
         .conn_timeout_s = 60,
         .shutdown_grace_ms = 10000,
+        .sse_heartbeat_s = 15,
+        .max_streams = 9000,
     };
     int pr = parse_args(argc, argv, &o);
     if (pr != 0)
@@ -272,11 +290,22 @@ int main(int argc, char **argv)
         .max_request_bytes = (size_t)o.max_request_bytes,
         .max_txn_ops = (size_t)o.max_txn_ops,
     };
-    if (kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
-        gw_server_start(srv, &err) != 0) {
+    /* Watches: the watchable layer over the store, the endpoints over it. */
+    watchable_opts wo;
+    watchable_opts_default(&wo);
+    watchable *ws = watchable_new(store, &wo);
+    watch_http_opts who;
+    watch_http_opts_default(&who);
+    who.sse_heartbeat_ms = (unsigned)o.sse_heartbeat_s * 1000;
+    who.max_streams = (unsigned)o.max_streams;
+    watch_http *wh = ws ? watch_http_new(store, ws, &kh.header, &who) : NULL;
+    if (!wh || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
+        watch_http_register(srv, wh) != 0 || gw_server_start(srv, &err) != 0) {
         fprintf(stderr, "kvgate: %s\n", err ? err : "out of memory");
         free(err);
         gw_server_free(srv);
+        watch_http_free(wh);
+        watchable_close(ws);
         kvstore_close(store);
         return 1;
     }
@@ -292,6 +321,8 @@ int main(int argc, char **argv)
         ;
     fprintf(stderr, "kvgate: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     gw_server_stop(srv, (unsigned)o.shutdown_grace_ms);
+    watch_http_free(wh);
+    watchable_close(ws);
     kvstore_close(store);
     gw_server_free(srv);
     return 0;

@@ -1,0 +1,758 @@
+/*
+ * watch_http.c — POST /v3/watch (etcd's chunked JSON) and Server-Sent
+ * Events watches over the HTTP core (http.h) and the watchable layer
+ * (watch.h).
+ *
+ * One HTTP connection = one wconn = one watch_stream.  Data flow:
+ *
+ *   committer / sync loops --(watch queue)--> wake_cb --(pending list)-->
+ *   pump thread --gw_stream_wake--> MHD worker --reader--> socket
+ *
+ * The reader (MHD worker thread) pops responses, encodes them into the
+ * connection's output buffer and copies as much as MHD takes; when the
+ * queue is empty it returns 0 and the core suspends the connection.  The
+ * wakeup callback runs under the watchable's lock and must be cheap, so it
+ * only links the connection into the pending list; the pump thread resumes
+ * the whole list at once, after gathering wake-ups for wake_batch_us.
+ *
+ * SSE specifics (the resume contract):
+ *   - `retry:` first; `event: created` with id = start - 1 (the revision the
+ *     watch continues after), so a client dropped before any event resumes
+ *     exactly at its start;
+ *   - data messages carry the WatchResponse, id = the response's
+ *     progress_rev: every event <= it has been sent;
+ *   - `event: progress` (progress_notify) has id = its revision too;
+ *   - initial=true: created (no id), the range at revision R as put events
+ *     in pages (no id: a drop mid-snapshot restarts the snapshot), then
+ *     `event: synced` with id R, then changes from R + 1;
+ *   - `event: canceled` (compaction while streaming): the stream ends; the
+ *     browser reconnects with Last-Event-ID and gets 410 Gone, its cue to
+ *     start over with initial=true.
+ *
+ * Locks: wh->mu guards the connection registry, the pending list, each
+ * wconn's `pending`/`closed` and wh->ending.  Order: ws->mu (watchable,
+ * held around wake_cb) -> wh->mu -> gw_req.lock -> MHD internal.  The
+ * reader takes none of ours except in wc_close; on_close calls
+ * watch_stream_close (ws->mu) before taking wh->mu, never while holding it.
+ */
+#include "watch_http.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "errors.h"
+#include "sse.h"
+#include "watch_json.h"
+#include "watch_params.h"
+
+/* Tunables that are not options. */
+static const size_t wh_buf_keep = 8 * 1024;  /* idle streams keep buffers up to this */
+static const unsigned wh_tick_ms = 250;       /* heartbeat / idle scan period (max) */
+
+void watch_http_opts_default(watch_http_opts *o)
+{
+    o->sse_heartbeat_ms = 15000;
+    o->sse_retry_ms = 2000;
+    o->max_streams = 10000;
+    o->idle_poll_ms = 30000;
+    o->wake_batch_us = 500;
+    o->snapshot_page = 500;
+}
+
+typedef struct wconn wconn;
+
+struct watch_http {
+    kvstore *store;
+    watchable *ws;
+    ej_header hdr;
+    watch_http_opts o;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    wconn *conns;        /* registry, doubly linked */
+    wconn *pending;      /* connections to resume, singly linked */
+    bool stop_pump;
+    bool ending;         /* server shutting down */
+    pthread_t pump;
+    atomic_uint n_streams;
+};
+
+enum snap_state { SNAP_NONE = 0, SNAP_WAIT_CREATED, SNAP_PAGING, SNAP_SYNCED };
+
+struct wconn {
+    watch_http *wh;
+    gw_req *r;
+    watch_stream *st;
+    /* wh->mu */
+    wconn *prev, *next;
+    wconn *pnext;
+    bool pending, closed;
+    /* any thread */
+    atomic_bool hb_due, ending;
+    atomic_llong last_send_ms, last_poll_ms;
+    /* fixed after the handler */
+    bool sse, multi, text;
+    int64_t created_id;   /* SSE: id of the created message (-1: none) */
+    /* reader only (one MHD thread at a time) */
+    sse_buf out;
+    size_t out_off;
+    gwbuf scratch;
+    bool sent_retry, finish;
+    /* initial=true */
+    enum snap_state snap;
+    int64_t snap_rev, watch_id;
+    kv_bytes snap_key, snap_end;
+    kv_range_resp snap_page; /* the first page, read in the handler */
+    bool snap_have_page, snap_more;
+};
+
+static long long wh_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* wake-ups                                                            */
+
+/* The watchable layer's callback: under ws->mu, any thread. */
+static void wake_cb(void *arg)
+{
+    wconn *c = arg;
+    watch_http *wh = c->wh;
+    pthread_mutex_lock(&wh->mu);
+    if (!c->pending && !c->closed) {
+        c->pending = true;
+        c->pnext = wh->pending;
+        wh->pending = c;
+        pthread_cond_signal(&wh->cond);
+    }
+    pthread_mutex_unlock(&wh->mu);
+}
+
+static void *pump_main(void *arg)
+{
+    watch_http *wh = arg;
+    long long next_tick = wh_now_ms() + wh_tick_ms;
+    pthread_mutex_lock(&wh->mu);
+    while (!wh->stop_pump) {
+        if (!wh->pending) {
+            long long now = wh_now_ms();
+            if (now < next_tick) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                long long ns = ts.tv_nsec + (next_tick - now) * 1000000LL;
+                ts.tv_sec += (time_t)(ns / 1000000000LL);
+                ts.tv_nsec = (long)(ns % 1000000000LL);
+                pthread_cond_timedwait(&wh->cond, &wh->mu, &ts);
+                continue;
+            }
+        }
+        if (wh->pending) {
+            if (wh->o.wake_batch_us) { /* gather the wake-ups of a burst */
+                pthread_mutex_unlock(&wh->mu);
+                struct timespec d = {0, (long)wh->o.wake_batch_us * 1000};
+                nanosleep(&d, NULL);
+                pthread_mutex_lock(&wh->mu);
+            }
+            wconn *list = wh->pending;
+            wh->pending = NULL;
+            for (wconn *c = list, *nx; c; c = nx) {
+                nx = c->pnext;
+                c->pnext = NULL;
+                c->pending = false;
+                gw_stream_wake(c->r);
+            }
+        }
+        long long now = wh_now_ms();
+        if (now >= next_tick) {
+            for (wconn *c = wh->conns; c; c = c->next) {
+                long long idle = now - atomic_load(&c->last_send_ms);
+                if (c->sse && wh->o.sse_heartbeat_ms && idle >= wh->o.sse_heartbeat_ms) {
+                    if (!atomic_exchange(&c->hb_due, true))
+                        gw_stream_wake(c->r);
+                } else if (!c->sse && wh->o.idle_poll_ms && idle >= wh->o.idle_poll_ms &&
+                           now - atomic_load(&c->last_poll_ms) >= wh->o.idle_poll_ms) {
+                    atomic_store(&c->last_poll_ms, now);
+                    gw_stream_wake(c->r);
+                }
+            }
+            unsigned tick = wh_tick_ms;
+            if (wh->o.sse_heartbeat_ms && wh->o.sse_heartbeat_ms / 4 < tick)
+                tick = wh->o.sse_heartbeat_ms / 4 ? wh->o.sse_heartbeat_ms / 4 : 1;
+            next_tick = now + tick;
+        }
+    }
+    pthread_mutex_unlock(&wh->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* connection lifetime                                                 */
+
+static wconn *wc_new(watch_http *wh, gw_req *r)
+{
+    wconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->wh = wh;
+    c->r = r;
+    c->created_id = -1;
+    sse_buf_init(&c->out);
+    c->scratch = (gwbuf)GWBUF_INIT;
+    atomic_init(&c->hb_due, false);
+    atomic_init(&c->ending, false);
+    atomic_init(&c->last_send_ms, wh_now_ms());
+    atomic_init(&c->last_poll_ms, wh_now_ms());
+    return c;
+}
+
+/* Registers c (so shutdown and heartbeats see it) and opens its stream. */
+static int wc_open(wconn *c)
+{
+    watch_http *wh = c->wh;
+    pthread_mutex_lock(&wh->mu);
+    c->next = wh->conns;
+    if (wh->conns)
+        wh->conns->prev = c;
+    wh->conns = c;
+    pthread_mutex_unlock(&wh->mu);
+    c->st = watch_stream_new(wh->ws, wake_cb, c);
+    return c->st ? 0 : -1;
+}
+
+/* The stream's on_close (also used on handler failures after wc_open). */
+static void wc_close(void *arg)
+{
+    wconn *c = arg;
+    watch_http *wh = c->wh;
+    /* First the stream: after this returns, wake_cb never runs for c. */
+    watch_stream_close(c->st);
+    c->st = NULL;
+    pthread_mutex_lock(&wh->mu);
+    c->closed = true;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (wh->conns == c)
+        wh->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->pending) {
+        for (wconn **pp = &wh->pending; *pp; pp = &(*pp)->pnext) {
+            if (*pp == c) {
+                *pp = c->pnext;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&wh->mu);
+    sse_buf_free(&c->out);
+    buf_free(&c->scratch);
+    kv_bytes_free(&c->snap_key);
+    kv_bytes_free(&c->snap_end);
+    kv_range_resp_free(&c->snap_page);
+    atomic_fetch_sub(&wh->n_streams, 1);
+    free(c);
+}
+
+static void on_shutdown(void *arg)
+{
+    watch_http *wh = arg;
+    pthread_mutex_lock(&wh->mu);
+    wh->ending = true;
+    for (wconn *c = wh->conns; c; c = c->next) {
+        atomic_store(&c->ending, true);
+        gw_stream_wake(c->r);
+    }
+    pthread_mutex_unlock(&wh->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* encoding into the output buffer                                     */
+
+/* scratch -> out, as one JSON line or one SSE message. */
+static int emit_json_line(wconn *c)
+{
+    buf_puts(&c->scratch, "}\n");
+    if (c->scratch.failed)
+        return -1;
+    return sse_buf_append(&c->out, c->scratch.p, c->scratch.len);
+}
+
+static int emit_sse(wconn *c, const char *event, int64_t id)
+{
+    if (c->scratch.failed)
+        return -1;
+    return sse_frame_message_rev(&c->out, event, id, c->scratch.p, c->scratch.len);
+}
+
+static void scratch_reset(wconn *c)
+{
+    c->scratch.len = 0;
+    c->scratch.failed = false;
+}
+
+/* One popped response -> out.  Returns 0 or -1 (ENOMEM). */
+static int encode_response(wconn *c, const watch_response *resp)
+{
+    watch_http *wh = c->wh;
+    scratch_reset(c);
+    if (!c->sse) {
+        buf_puts(&c->scratch, "{\"result\":");
+        wj_put_response(&c->scratch, &wh->hdr, resp, false);
+        return emit_json_line(c);
+    }
+    wj_put_response(&c->scratch, &wh->hdr, resp, c->text);
+    if (resp->created && !resp->canceled) {
+        int64_t id = c->snap == SNAP_WAIT_CREATED ? -1
+                   : c->created_id >= 0 ? c->created_id
+                   : resp->header_rev;
+        if (c->snap == SNAP_WAIT_CREATED)
+            c->snap = SNAP_PAGING;
+        return emit_sse(c, "created", id);
+    }
+    if (resp->canceled) {
+        if (!c->multi)
+            c->finish = true;
+        return emit_sse(c, "canceled", -1);
+    }
+    if (resp->n_events == 0) {
+        int64_t id = resp->progress_rev > 0 ? resp->progress_rev : resp->header_rev;
+        return emit_sse(c, "progress", id);
+    }
+    int64_t id = resp->progress_rev;
+    int64_t last = resp->events[resp->n_events - 1].ev->kv.mod_revision;
+    if (id < last)
+        id = last;
+    return emit_sse(c, NULL, id);
+}
+
+/* The next page of the initial snapshot -> out; SNAP_SYNCED at the end. */
+static int encode_snapshot_page(wconn *c)
+{
+    watch_http *wh = c->wh;
+    kv_range_resp page = {0};
+    if (c->snap_have_page) {
+        page = c->snap_page;
+        memset(&c->snap_page, 0, sizeof c->snap_page);
+        c->snap_have_page = false;
+    } else if (c->snap_more) {
+        kv_range_req rq = {0};
+        int64_t hdr;
+        rq.key = c->snap_key;
+        rq.range_end = c->snap_end;
+        rq.limit = (int64_t)wh->o.snapshot_page;
+        rq.revision = c->snap_rev;
+        kv_err e = kvstore_range(wh->store, &rq, &page, &hdr);
+        if (e != KV_OK) {
+            /* compacted past R meanwhile (or I/O): tell the client, end */
+            scratch_reset(c);
+            watch_response fake = {0};
+            fake.watch_id = c->watch_id;
+            fake.canceled = true;
+            if (e == KV_ERR_COMPACTED)
+                fake.compact_rev = kvstore_compact_rev(wh->store);
+            else
+                fake.cancel_reason = gw_error_from_kv(e).message;
+            fake.header_rev = fake.compact_rev ? 0 : c->snap_rev;
+            wj_put_response(&c->scratch, &wh->hdr, &fake, c->text);
+            c->finish = true;
+            c->snap = SNAP_SYNCED;
+            return emit_sse(c, "canceled", -1);
+        }
+    } else {
+        page.more = false;
+    }
+    int rc = 0;
+    if (page.n_kvs) {
+        scratch_reset(c);
+        wj_put_snapshot(&c->scratch, &wh->hdr, c->snap_rev, c->watch_id, page.kvs, page.n_kvs,
+                        c->text);
+        rc = emit_sse(c, NULL, -1);
+        /* continue after the last key read */
+        const kv_bytes *lk = &page.kvs[page.n_kvs - 1].key;
+        uint8_t *p = malloc(lk->len + 1);
+        if (!p) {
+            rc = -1;
+        } else {
+            if (lk->len)
+                memcpy(p, lk->data, lk->len);
+            p[lk->len] = 0;
+            kv_bytes_free(&c->snap_key);
+            c->snap_key.data = p;
+            c->snap_key.len = lk->len + 1;
+        }
+    }
+    c->snap_more = page.more && rc == 0;
+    kv_range_resp_free(&page);
+    if (rc == 0 && !c->snap_more) {
+        scratch_reset(c);
+        wj_put_snapshot(&c->scratch, &wh->hdr, c->snap_rev, c->watch_id, NULL, 0, c->text);
+        c->snap = SNAP_SYNCED;
+        rc = emit_sse(c, "synced", c->snap_rev);
+    }
+    return rc;
+}
+
+/* Fills out up to about `want` bytes.  Returns -1 on ENOMEM. */
+static int fill(wconn *c, size_t want)
+{
+    watch_http *wh = c->wh;
+    if (c->sse && !c->sent_retry) {
+        c->sent_retry = true;
+        if (wh->o.sse_retry_ms && sse_frame_retry(&c->out, wh->o.sse_retry_ms) < 0)
+            return -1;
+    }
+    while (c->out.len - c->out_off < want && !c->finish) {
+        if (c->snap == SNAP_PAGING) {
+            if (encode_snapshot_page(c) < 0)
+                return -1;
+            continue;
+        }
+        watch_response *resp = watch_stream_pop(c->st);
+        if (!resp)
+            break;
+        int rc = encode_response(c, resp);
+        watch_response_free(resp);
+        if (rc < 0)
+            return -1;
+    }
+    if (c->out.len == c->out_off && atomic_exchange(&c->hb_due, false) && c->sse) {
+        if (sse_frame_comment(&c->out, "heartbeat") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static ssize_t reader(void *sctx, char *buf, size_t max)
+{
+    wconn *c = sctx;
+    if (atomic_load(&c->ending))
+        return GW_STREAM_END;
+    if (c->out.len == c->out_off) {
+        c->out.len = c->out_off = 0;
+        if (fill(c, max) < 0)
+            return GW_STREAM_ERROR;
+    }
+    size_t n = c->out.len - c->out_off;
+    if (n == 0) {
+        if (c->finish)
+            return GW_STREAM_END;
+        /* idle: give back big buffers, the connection sleeps */
+        if (c->out.cap > wh_buf_keep)
+            sse_buf_free(&c->out);
+        if (c->scratch.cap > wh_buf_keep)
+            buf_free(&c->scratch);
+        return 0;
+    }
+    if (n > max)
+        n = max;
+    memcpy(buf, c->out.data + c->out_off, n);
+    c->out_off += n;
+    atomic_store(&c->last_send_ms, wh_now_ms());
+    atomic_store(&c->hb_due, false);
+    return (ssize_t)n;
+}
+
+/* ------------------------------------------------------------------ */
+/* handlers                                                            */
+
+static bool wants_sse(gw_req *r)
+{
+    const char *a = gw_req_header(r, "Accept");
+    return a && strcasestr(a, "text/event-stream") != NULL;
+}
+
+/* Takes a stream slot; false (and a 429 / 503 reply) when none is left. */
+static bool take_slot(watch_http *wh, gw_req *r)
+{
+    if (wh->ending) {
+        gw_reply_error(r, 503, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+        return false;
+    }
+    unsigned n = atomic_fetch_add(&wh->n_streams, 1) + 1;
+    if (wh->o.max_streams && n > wh->o.max_streams) {
+        atomic_fetch_sub(&wh->n_streams, 1);
+        char msg[96];
+        snprintf(msg, sizeof msg, "kvgate: too many watch streams (--max-streams %u)",
+                 wh->o.max_streams);
+        gw_reply_error(r, 429, GRPC_RESOURCE_EXHAUSTED, msg);
+        gw_reply_add_header(r, "Retry-After", "1");
+        return false;
+    }
+    return true;
+}
+
+/* 410 Gone: {"error":...,"message":...,"code":11,"compact_revision":"C"} */
+static void reply_gone(gw_req *r, int64_t compact_rev)
+{
+    const char *m = "mvcc: required revision has been compacted";
+    gwbuf b = GWBUF_INIT;
+    buf_puts(&b, "{\"error\":\"");
+    buf_puts(&b, m);
+    buf_puts(&b, "\",\"message\":\"");
+    buf_puts(&b, m);
+    buf_puts(&b, "\",\"code\":11,\"compact_revision\":\"");
+    buf_put_i64(&b, compact_rev);
+    buf_puts(&b, "\"}");
+    gw_reply_json(r, 410, &b);
+}
+
+static void sse_headers(gw_req *r)
+{
+    gw_reply_add_header(r, "Cache-Control", "no-cache");
+    gw_reply_add_header(r, "X-Accel-Buffering", "no");
+}
+
+/* POST: the body's WatchRequests, JSON lines or (Accept) SSE. */
+static void handle_post(gw_req *r, void *ctx)
+{
+    watch_http *wh = ctx;
+    size_t blen;
+    const char *body = gw_req_body(r, &blen);
+    wj_request *reqs = NULL;
+    size_t n = 0;
+    char msg[256];
+    bool sse = wants_sse(r);
+    if (wj_decode_requests(body, blen, &reqs, &n, msg, sizeof msg) < 0) {
+        gw_reply_error(r, 500, GRPC_UNKNOWN, msg); /* a stream's decode error: Unknown */
+        return;
+    }
+    int64_t resume = -1;
+    if (sse) {
+        const char *leid = gw_req_header(r, "Last-Event-ID");
+        int64_t id;
+        sse_leid lr = sse_parse_last_event_id(leid, leid ? strlen(leid) : 0, &id);
+        if (lr == SSE_LEID_INVALID || (lr == SSE_LEID_OK && sse_resume_start(id) < 0)) {
+            wj_requests_free(reqs, n);
+            gw_reply_error(r, 400, GRPC_INVALID_ARGUMENT, "invalid Last-Event-ID: want a revision");
+            return;
+        }
+        if (lr == SSE_LEID_OK)
+            resume = sse_resume_start(id);
+        int64_t crev = kvstore_compact_rev(wh->store);
+        for (size_t i = 0; i < n; i++) {
+            if (reqs[i].kind != WJ_CREATE)
+                continue;
+            if (resume > 0)
+                reqs[i].start_revision = resume;
+            if (reqs[i].start_revision > 0 && reqs[i].start_revision <= crev) {
+                wj_requests_free(reqs, n);
+                reply_gone(r, crev);
+                return;
+            }
+        }
+    }
+    if (!take_slot(wh, r)) {
+        wj_requests_free(reqs, n);
+        return;
+    }
+    wconn *c = wc_new(wh, r);
+    if (!c || wc_open(c) < 0) {
+        if (c)
+            wc_close(c);
+        else
+            atomic_fetch_sub(&wh->n_streams, 1);
+        wj_requests_free(reqs, n);
+        gw_reply_error(r, 500, GRPC_INTERNAL, "etcdserver: out of memory");
+        return;
+    }
+    c->sse = sse;
+    c->multi = true;
+    if (sse && resume > 0)
+        c->created_id = resume - 1;
+    for (size_t i = 0; i < n; i++) {
+        watch_create_req cr;
+        switch (reqs[i].kind) {
+        case WJ_CREATE:
+            wj_to_create(&reqs[i], &cr);
+            watch_create(c->st, &cr, NULL);
+            break;
+        case WJ_CANCEL:
+            watch_cancel(c->st, reqs[i].cancel_id);
+            break;
+        case WJ_PROGRESS:
+            watch_stream_request_progress(c->st);
+            break;
+        case WJ_EMPTY:
+            break;
+        }
+    }
+    wj_requests_free(reqs, n);
+    if (sse) {
+        sse_headers(r);
+        gw_reply_stream(r, 200, "text/event-stream", reader, c, wc_close);
+    } else {
+        gw_reply_stream(r, 200, "application/json", reader, c, wc_close);
+    }
+}
+
+/* GET: one watch from the query string, as SSE. */
+static void handle_get(gw_req *r, void *ctx)
+{
+    static const char *const names[] = {
+        "key", "range_end", "prefix", "from_key", "start_revision", "prev_kv", "filters",
+        "progress_notify", "watch_id", "initial", "encoding", "last_event_id",
+    };
+    watch_http *wh = ctx;
+    watch_params p;
+    const char *err = NULL;
+    watch_params_init(&p);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = gw_req_query(r, names[i]);
+        if (!v)
+            continue;
+        if (watch_params_add(&p, names[i], v, strlen(v), &err) < 0)
+            goto bad;
+    }
+    if (watch_params_finish(&p, &err) < 0)
+        goto bad;
+    const char *leid = gw_req_header(r, "Last-Event-ID");
+    int64_t start;
+    bool resumed;
+    if (watch_params_start(&p, leid, leid ? strlen(leid) : 0, &start, &resumed, &err) < 0)
+        goto bad;
+    int64_t crev = kvstore_compact_rev(wh->store);
+    if (start > 0 && start <= crev) {
+        watch_params_free(&p);
+        reply_gone(r, crev);
+        return;
+    }
+    if (!take_slot(wh, r)) {
+        watch_params_free(&p);
+        return;
+    }
+    wconn *c = wc_new(wh, r);
+    if (!c) {
+        atomic_fetch_sub(&wh->n_streams, 1);
+        watch_params_free(&p);
+        gw_reply_error(r, 500, GRPC_INTERNAL, "etcdserver: out of memory");
+        return;
+    }
+    c->sse = true;
+    c->text = p.text;
+    c->watch_id = p.has_watch_id ? p.watch_id : 0;
+
+    if (p.initial && !resumed) {
+        /* The snapshot's first page, here, fixes R; the watch starts at R+1. */
+        kv_range_req rq = {0};
+        int64_t hdr = 0;
+        rq.key = p.key;
+        rq.range_end = p.range_end;
+        rq.limit = (int64_t)wh->o.snapshot_page;
+        kv_err e = kvstore_range(wh->store, &rq, &c->snap_page, &hdr);
+        if (e != KV_OK) {
+            atomic_fetch_sub(&wh->n_streams, 1);
+            kv_range_resp_free(&c->snap_page);
+            free(c);
+            watch_params_free(&p);
+            gw_reply_kv_error(r, e);
+            return;
+        }
+        c->snap_have_page = true;
+        c->snap_more = c->snap_page.more;
+        c->snap_rev = hdr;
+        c->snap = SNAP_WAIT_CREATED;
+        start = hdr + 1;
+        if (kv_bytes_set(&c->snap_end, p.range_end.data, p.range_end.len) < 0)
+            c->snap_more = false; /* ENOMEM: the stream ends short, below */
+    }
+    if (start > 0)
+        c->created_id = sse_created_id(start);
+
+    if (wc_open(c) < 0) {
+        wc_close(c);
+        watch_params_free(&p);
+        gw_reply_error(r, 500, GRPC_INTERNAL, "etcdserver: out of memory");
+        return;
+    }
+    watch_create_req cr = {
+        .key = p.key.data, .key_len = p.key.len,
+        .range_end = p.range_end.data, .range_end_len = p.range_end.len,
+        .start_revision = start,
+        .watch_id = c->watch_id,
+        .filter_noput = p.filter_noput, .filter_nodelete = p.filter_nodelete,
+        .prev_kv = p.prev_kv, .progress_notify = p.progress_notify,
+    };
+    watch_err we = watch_create(c->st, &cr, NULL);
+    watch_params_free(&p);
+    if (we != WATCH_OK && we != WATCH_ERR_DUPLICATE_ID && we != WATCH_ERR_EMPTY_RANGE) {
+        wc_close(c);
+        gw_reply_error(r, 500, GRPC_INTERNAL, "etcdserver: out of memory");
+        return;
+    }
+    sse_headers(r);
+    gw_reply_stream(r, 200, "text/event-stream", reader, c, wc_close);
+    return;
+bad:
+    watch_params_free(&p);
+    gw_reply_error(r, 400, GRPC_INVALID_ARGUMENT, err ? err : "invalid watch parameters");
+}
+
+/* ------------------------------------------------------------------ */
+/* setup                                                               */
+
+watch_http *watch_http_new(kvstore *store, watchable *ws, const ej_header *h,
+                           const watch_http_opts *o)
+{
+    watch_http *wh = calloc(1, sizeof *wh);
+    if (!wh)
+        return NULL;
+    wh->store = store;
+    wh->ws = ws;
+    wh->hdr = *h;
+    if (o)
+        wh->o = *o;
+    else
+        watch_http_opts_default(&wh->o);
+    atomic_init(&wh->n_streams, 0);
+    pthread_mutex_init(&wh->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&wh->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&wh->pump, NULL, pump_main, wh) != 0) {
+        pthread_cond_destroy(&wh->cond);
+        pthread_mutex_destroy(&wh->mu);
+        free(wh);
+        return NULL;
+    }
+    return wh;
+}
+
+int watch_http_register(gw_server *s, watch_http *wh)
+{
+    static const char *const paths[] = {"/v3/watch", "/v3beta/watch", "/v3alpha/watch"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (gw_server_route(s, "POST", paths[i], handle_post, wh) < 0 ||
+            gw_server_route(s, "GET", paths[i], handle_get, wh) < 0)
+            return -1;
+    }
+    return gw_server_on_shutdown(s, on_shutdown, wh);
+}
+
+unsigned watch_http_streams(watch_http *wh)
+{
+    return atomic_load(&wh->n_streams);
+}
+
+void watch_http_free(watch_http *wh)
+{
+    if (!wh)
+        return;
+    pthread_mutex_lock(&wh->mu);
+    wh->stop_pump = true;
+    pthread_cond_signal(&wh->cond);
+    pthread_mutex_unlock(&wh->mu);
+    pthread_join(wh->pump, NULL);
+    pthread_cond_destroy(&wh->cond);
+    pthread_mutex_destroy(&wh->mu);
+    free(wh);
+}

@@ -1,0 +1,374 @@
+"""Differential suite for POST /v3/watch: each scenario runs against a fresh
+etcd 3.4 and a fresh kvgate, and the streams must be line-for-line equal
+after normalisation (cluster_id, member_id, raft_term dropped).
+
+A scenario is a function of a Ctx (client, port, open-stream) that returns
+a list of records: the JSON lines a stream produced, statuses, bodies.
+Writes are issued only once the stream has answered what came before
+(`created` first), so the revision in every header is deterministic.
+
+Known, deliberate differences are not here but in
+tests/e2e/test_watch_json.py (with the reason):
+  - start_revision == compact revision: etcd serves it (and may lose the
+    delete events of that revision); kvgate cancels with compact_revision;
+  - a POST body with no request at all: etcd sends no response head until
+    the first message (forever); kvgate answers 200 and an empty stream;
+  - /v3alpha/watch: 404 on etcd 3.4, served by kvgate.
+"""
+import os
+import sys
+import threading
+
+import pytest
+
+from kvtest import Client, b64, normalise
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from test_watch_stream import Stream  # noqa: E402
+
+QUIET = 0.6  # etcd's unsynced watchers catch up every 100 ms
+
+
+class Ctx:
+    def __init__(self, port):
+        self.port = port
+        self.c = Client("127.0.0.1", port, 10.0)
+        self.streams = []
+
+    def open(self, body, headers=None, path="/v3/watch"):
+        s = Stream(self.port, path, body, headers=headers)
+        self.streams.append(s)
+        return s
+
+    def close(self):
+        for s in self.streams:
+            s.close()
+
+
+def norm_lines(s):
+    return [normalise(x) for x in s.lines()]
+
+
+def create(key, **kw):
+    cr = {"key": b64(key)}
+    for k, v in kw.items():
+        cr[k] = b64(v) if k == "range_end" else v
+    return {"create_request": cr}
+
+
+def body_of(*reqs):
+    import json
+    return "".join(json.dumps(r) for r in reqs)
+
+
+def live(ctx, req, actions, n_created=1):
+    """Open a watch, wait for its created line(s), run actions, collect."""
+    s = ctx.open(req if isinstance(req, str) else body_of(req))
+    s.wait_lines(n_created, 5)
+    actions(ctx.c)
+    s.quiet(QUIET)
+    return [s.status] + norm_lines(s)
+
+
+# ---------------------------------------------------------------- scenarios
+
+def sc_live_key(ctx):
+    def act(c):
+        c.put("foo", "bar")
+        c.put("foo", "baz")
+        c.put("other", "x")
+        c.delete("foo")
+    return live(ctx, create("foo"), act)
+
+
+def sc_history(ctx):
+    ctx.c.put("foo", "1")
+    ctx.c.put("foo", "2")
+    ctx.c.delete("foo")
+    ctx.c.put("foo", "3")
+    s = ctx.open(body_of(create("foo", start_revision="2")))
+    s.wait_lines(2, 5)
+    s.quiet(QUIET)
+    ctx.c.put("foo", "4")
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_history_from_middle_with_prev_kv(ctx):
+    for i in range(5):
+        ctx.c.put("k", str(i))
+    s = ctx.open(body_of(create("k", start_revision=4, prev_kv=True)))
+    s.wait_lines(2, 5)
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_prefix(ctx):
+    def act(c):
+        c.put("p/a", "1")
+        c.put("p/b", "2")
+        c.put("q", "x")
+        c.put("p", "y")
+        c.put("p/a", "3")
+    return live(ctx, create("p/", range_end="p0", prev_kv=True), act)
+
+
+def sc_range(ctx):
+    def act(c):
+        for k in ("a", "b", "bb", "c", "d", "e"):
+            c.put(k, k)
+    return live(ctx, create("b", range_end="d"), act)
+
+
+def sc_from_key(ctx):
+    def act(c):
+        for k in ("a", "m", "n", "zz", "\xff"):
+            c.put(k, "v")
+    return live(ctx, {"create_request": {"key": b64("m"), "range_end": "AA=="}}, act)
+
+
+def sc_all_keys(ctx):
+    def act(c):
+        c.put("a", "1")
+        c.put("\x00", "nul")
+        c.delete("a")
+    return live(ctx, {"create_request": {"key": "AA==", "range_end": "AA=="}}, act)
+
+
+def sc_filters(ctx):
+    def act(c):
+        c.put("f", "1")
+        c.put("f", "2")
+        c.delete("f")
+    out = []
+    for filt in (["NOPUT"], ["NODELETE"], [0], [1], ["NOPUT", "NODELETE"], [7]):
+        out += live(ctx, create("f", filters=filt, prev_kv=True), act)
+        ctx.close()
+    return out
+
+
+def sc_prev_kv(ctx):
+    def act(c):
+        c.put("g", "1")
+        c.put("g", "2")
+        c.delete("g")
+        c.put("g", "3")
+    return live(ctx, create("g", prev_kv=True), act)
+
+
+def sc_txn_several_events(ctx):
+    def act(c):
+        c.put("t3", "old")
+        c.txn({"success": [{"request_put": {"key": b64("t1"), "value": b64("v")}},
+                           {"request_put": {"key": b64("t2"), "value": b64("v")}},
+                           {"request_delete_range": {"key": b64("t3")}}]})
+        c.txn({"success": [{"request_put": {"key": b64("t1"), "value": b64("w")}},
+                           {"request_delete_range": {"key": b64("t2")}}]})
+    return live(ctx, create("t", range_end="u", prev_kv=True), act)
+
+
+def sc_multi_key_delete(ctx):
+    def act(c):
+        c.put("m1", "a")
+        c.put("m2", "b")
+        c.put("m3", "c")
+        c.delete("m", "n", prev_kv=True)
+    return live(ctx, create("m", range_end="n", prev_kv=True), act)
+
+
+def sc_compaction_cancel(ctx):
+    for i in range(6):
+        ctx.c.put("a", str(i))
+    ctx.c.compact(5)
+    s = ctx.open(body_of(create("a", start_revision=3, watch_id=4)))
+    s.wait_lines(2, 5)
+    s.quiet(QUIET)
+    ctx.c.put("a", "live")
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_compaction_cancel_then_more_creates(ctx):
+    """etcd cancels a compacted watcher from its sync loop, so every created
+    of the body comes first.  XFAIL until store/watchable.c defers the
+    cancel (see XFAIL below)."""
+    for i in range(6):
+        ctx.c.put("a", str(i))
+    ctx.c.compact(5)
+    s = ctx.open(body_of(create("a", start_revision=3), create("a")))
+    s.wait_lines(3, 5)
+    ctx.c.put("a", "live")
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_compaction_after_is_fine(ctx):
+    for i in range(6):
+        ctx.c.put("a", str(i))
+    ctx.c.compact(5)
+    s = ctx.open(body_of(create("a", start_revision=6)))
+    s.wait_lines(2, 5)
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_several_creates(ctx):
+    def act(c):
+        c.put("a", "1")
+        c.put("b", "2")
+        c.put("c", "3")
+    body = body_of(create("a"), create("b")) + "\n" + body_of(create("c")) + "\n"
+    return live(ctx, body, act, n_created=3)
+
+
+def sc_duplicate_watch_id(ctx):
+    def act(c):
+        c.put("a", "1")
+        c.put("b", "2")
+        c.put("c", "3")
+    body = body_of(create("a", watch_id="7"), create("b", watch_id=7), create("c"))
+    return live(ctx, body, act, n_created=3)
+
+
+def sc_client_ids_and_auto(ctx):
+    def act(c):
+        c.put("a", "1")
+        c.put("b", "2")
+        c.put("c", "3")
+        c.put("d", "4")
+    body = body_of(create("a", watch_id="1"), create("b"), create("c"), create("d", watch_id=-3))
+    return live(ctx, body, act, n_created=4)
+
+
+def sc_empty_range(ctx):
+    out = []
+    for key, end in (("b", "a"), ("b", "b")):
+        s = ctx.open(body_of(create(key, range_end=end)))
+        s.wait_lines(1, 5)
+        ctx.c.put("b", "x")
+        s.quiet(QUIET)
+        out.append(norm_lines(s))
+    return out
+
+
+def sc_progress_request(ctx):
+    ctx.c.put("x", "1")
+    s = ctx.open(body_of(create("a"), {"progress_request": {}}))
+    s.wait_lines(2, 5)
+    s.quiet(QUIET)
+    s2 = ctx.open(body_of({"progress_request": {}}))
+    s2.wait_lines(1, 5)
+    return [norm_lines(s), norm_lines(s2)]
+
+
+def sc_cancel(ctx):
+    def act(c):
+        c.put("a", "1")
+        c.put("b", "1")
+    body = body_of(create("a"), create("b"), {"cancel_request": {"watch_id": "0"}},
+                   {"cancel_request": {"watch_id": "5"}})
+    return live(ctx, body, act, n_created=3)
+
+
+def sc_v3beta(ctx):
+    s = ctx.open(body_of(create("v")), path="/v3beta/watch")
+    s.wait_lines(1, 5)
+    ctx.c.put("v", "1")
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_camel_case_and_strings(ctx):
+    def act(c):
+        for i in range(3):
+            c.put("a", str(i))
+    body = ('{"createRequest":{"key":"%s","rangeEnd":"%s","prevKv":true,"watchId":"5",'
+            '"startRevision":"0","progressNotify":true}}' % (b64("a"), b64("b")))
+    return live(ctx, body, act)
+
+
+def sc_good_then_bad(ctx):
+    def act(c):
+        c.put("a", "1")
+        c.put("b", "1")
+    body = body_of(create("a")) + "xx" + body_of(create("b"))
+    return live(ctx, body, act)
+
+
+BAD_BODIES = [
+    '{"create_request":',
+    'hello',
+    '{"create_request":{"key":5}}',
+    '{"create_request":{"key":"!!!"}}',
+    '{"create_request":{"key":"YQ"}}',
+    '[{"create_request":{"key":"YQ=="}}]',
+    '{"create_request":{"filters":["BOGUS"]}}',
+    '{"create_request":{"filters":"NOPUT"}}',
+    '{"create_request":{"filters":[1.5]}}',
+    '{"create_request":{"prev_kv":"true"}}',
+    '{"create_request":{"watch_id":1.5}}',
+    '{"create_request":{"start_revision":"x"}}',
+    '{"create_request":"x"}',
+    '{"cancel_request":5}',
+    '{"cancel_request":{"watch_id":"x"}}',
+    '{"progress_request":5}',
+    '"str"',
+    '5',
+]
+
+
+def sc_bad_bodies(ctx):
+    out = []
+    for b in BAD_BODIES:
+        s = ctx.open(b)
+        out.append((b, s.status, s.headers.get("content-type"), s.body_json(5)))
+        s.close()
+    return out
+
+
+SCENARIOS = [f for n, f in sorted(globals().items()) if n.startswith("sc_")]
+
+
+def _run(server, fn, out, i):
+    ctx = Ctx(server.port)
+    try:
+        out[i] = fn(ctx)
+    except Exception as e:  # reported by the comparison
+        out[i] = ("EXCEPTION", repr(e))
+    finally:
+        ctx.close()
+
+
+# Known differences owed to another layer, with the change that fixes them.
+XFAIL = {
+    "compaction_cancel_then_more_creates":
+        "store/watchable.c watch_create cancels a compacted watcher at once; etcd does it "
+        "from the sync loop, after the rest of the body's created responses",
+}
+
+
+def _param(f):
+    name = f.__name__[3:]
+    marks = [pytest.mark.xfail(reason=XFAIL[name], strict=False)] if name in XFAIL else []
+    return pytest.param(f, id=name, marks=marks)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("fn", [_param(f) for f in SCENARIOS])
+def test_watch_same_as_etcd(fn, kvgate_factory, etcd_factory):
+    e = etcd_factory(start=False)
+    k = kvgate_factory(start=False)
+    e.spawn()
+    k.spawn()
+    e.wait_ready()
+    k.wait_ready()
+    out = [None, None]
+    ts = [threading.Thread(target=_run, args=(srv, fn, out, i)) for i, srv in enumerate((e, k))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(80)
+    etcd_out, kvgate_out = out
+    assert etcd_out is not None and not (isinstance(etcd_out, tuple) and etcd_out[0] == "EXCEPTION"), \
+        "etcd side failed: %r" % (etcd_out,)
+    assert kvgate_out == etcd_out, "\netcd:   %r\nkvgate: %r" % (etcd_out, kvgate_out)
