@@ -41,14 +41,19 @@
  *              at 7); kvgate's kvstore_read_events refuses from_rev ==
  *              compact_rev, so kvgate cancels that case too (see report).
  *  start_revision in the future: created, then events from that revision.
+ *  watch_id negative (-5) from the client: accepted and echoed.
+ *  cancel_request right after a history create: canceled, no events.
  *  cancel_request {"cancel_request":{"watch_id":0}}:
  *              {"result":{"header":{H,"revision":"5"},"canceled":true}}
  *              cancel of an unknown id: no response at all.
  *  progress_request {"progress_request":{}}:
  *              {"result":{"header":{H,"revision":"5"},"watch_id":"-1"}}
  *              etcd 3.4 answers at once with the current revision even if
- *              some watcher of the stream is still catching up (3.5 waits
- *              until all are synced).  kvgate: see watch_stream_request_progress.
+ *              a watcher of the stream is still catching up: observed with
+ *              a watch from revision 1 at revision 4, the stream was
+ *              created, then {"watch_id":"-1"} at revision 4, then the
+ *              history events 2..4 (3.5 waits until all are synced).
+ *              kvgate: see watch_stream_request_progress.
  *  progress_notify (--experimental-watch-progress-notify-interval, default
  *              10m): every interval, for each watcher with progress_notify
  *              that is synced and got no events since the last tick:
@@ -238,12 +243,15 @@ watch_err watch_create(watch_stream *st, const watch_create_req *req, int64_t *i
  * queued for it; NOT_FOUND queues nothing (as etcd). */
 watch_err watch_cancel(watch_stream *st, int64_t watch_id);
 
-/* Queues a progress response (watch_id -1, progress = true).  Its revision
- * is the highest R such that every event <= R of every watcher of this
- * stream is queued ahead of it: the current revision when all the stream's
- * watchers are synced (then equal to etcd 3.4's answer), less while some
- * catch up (etcd 3.4 would claim the current revision anyway, which is
- * unsafe for resuming; 3.5 delays the answer). */
+/* Queues a progress response (watch_id -1, progress = true), behind
+ * everything already queued.  header_rev is the current revision, as etcd
+ * 3.4 answers (observed: even while a watcher of the stream is still
+ * catching up from history, i.e. before events at lower revisions are
+ * sent).  progress_rev is the safe value: the highest R such that every
+ * event <= R of every watcher of this stream is queued ahead of this
+ * response; it equals header_rev when all the stream's watchers are synced
+ * (etcd 3.5 only answers then).  Use header_rev for etcd's JSON, progress_rev
+ * for resumable SSE ids. */
 void watch_stream_request_progress(watch_stream *st);
 
 /* ---- responses ---- */

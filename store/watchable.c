@@ -1001,6 +1001,10 @@ watchable *watchable_new(kvstore *s, const watchable_opts *opts)
         ws->o.stream_queue_events = 1;
     if (!ws->o.progress_interval_ms)
         ws->o.progress_interval_ms = 1;
+    if (!ws->o.sync_interval_ms) /* 0 would spin */
+        ws->o.sync_interval_ms = 1;
+    if (!ws->o.victim_retry_ms)
+        ws->o.victim_retry_ms = 1;
     pthread_condattr_t ca;
     bool mu = false, kmu = false, cv = false, g1 = false, g2 = false;
     if (pthread_mutex_init(&ws->mu, NULL))
@@ -1297,7 +1301,7 @@ void watch_stream_request_progress(watch_stream *st)
             if (r_w < safe)
                 safe = r_w;
         }
-    r->header_rev = safe;
+    r->header_rev = ws->rev; /* etcd 3.4: the current revision, always */
     r->progress_rev = safe;
     r->progress = true;
     enqueue(st, r, true);
