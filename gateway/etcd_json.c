@@ -43,10 +43,22 @@ static const char *go_kind(const json_t *v)
     }
 }
 
+static void sentinel_text(size_t k, char *out, size_t n) { snprintf(out, n, "%zu.5e-300", k); }
+
 /* The literal text of a non-int64 number, for Go's messages. */
 static void number_text(const ej_decoder *d, const json_t *v, char *out, size_t n)
 {
     double x = json_is_real(v) ? json_real_value(v) : (double)json_integer_value(v);
+    for (size_t k = 0; k < d->n_sentinels; k++) {
+        char st[32];
+        sentinel_text(k, st, sizeof st);
+        if (strtod(st, NULL) == x) {
+            size_t i = d->sentinel_of[k];
+            size_t l = d->scan.odd[i].len;
+            snprintf(out, n, "%.*s", (int)(l > 100 ? 100 : l), d->body + d->scan.odd[i].off);
+            return;
+        }
+    }
     for (size_t i = 0; i < d->scan.n_odd; i++) {
         char tmp[128];
         size_t l = d->scan.odd[i].len < sizeof tmp - 1 ? d->scan.odd[i].len : sizeof tmp - 1;
@@ -560,6 +572,124 @@ static int dec_txn(ej_decoder *d, json_t *o, kv_txn_req *t)
 /* ------------------------------------------------------------------ */
 /* decoder entry points                                                */
 
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid
+ * (Go's utf8.DecodeRune rules: no overlongs, surrogates, > U+10FFFF). */
+static size_t utf8_valid(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t need;
+    uint32_t cp, min;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 2; cp = c & 0x1f; min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 3; cp = c & 0x0f; min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 4; cp = c & 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return need;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static unsigned hex4(const char *p)
+{
+    return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+/* A copy of a syntactically valid body (gojson said so) that jansson
+ * accepts with Go's meaning: invalid UTF-8 bytes and lone surrogate escapes
+ * become U+FFFD, numbers jansson cannot hold become sentinels (recorded in
+ * d).  NULL on allocation failure. */
+static char *go_sanitize(ej_decoder *d, const char *b, size_t n, size_t *out_len)
+{
+    gwbuf o = GWBUF_INIT;
+    size_t base = (size_t)(b - d->body), next_odd = 0;
+    bool in_str = false;
+    d->n_sentinels = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)b[i];
+        if (!in_str) {
+            if (c == '"')
+                in_str = true;
+            /* a number literal jansson refuses? */
+            while (next_odd < d->scan.n_odd && d->scan.odd[next_odd].off < base + i)
+                next_odd++;
+            if (next_odd < d->scan.n_odd && d->scan.odd[next_odd].off == base + i) {
+                size_t l = d->scan.odd[next_odd].len;
+                char tmp[512];
+                snprintf(tmp, sizeof tmp, "%.*s", (int)(l < sizeof tmp - 1 ? l : sizeof tmp - 1), b + i);
+                bool int_like = !memchr(tmp, '.', l) && !memchr(tmp, 'e', l) && !memchr(tmp, 'E', l);
+                double x = strtod(tmp, NULL);
+                if ((int_like || x > 1.7e308 || x < -1.7e308) && d->n_sentinels < GOJSON_MAX_ODD_NUMS) {
+                    char st[32];
+                    sentinel_text(d->n_sentinels, st, sizeof st);
+                    d->sentinel_of[d->n_sentinels++] = next_odd;
+                    buf_puts(&o, st);
+                    i += l;
+                    continue;
+                }
+            }
+            buf_putc(&o, (char)c);
+            i++;
+            continue;
+        }
+        if (c == '"') {
+            in_str = false;
+            buf_putc(&o, '"');
+            i++;
+        } else if (c == '\\') {
+            if (b[i + 1] == 'u') {
+                unsigned u = hex4(b + i + 2);
+                if (u >= 0xd800 && u <= 0xdbff && i + 11 < n && b[i + 6] == '\\' &&
+                    b[i + 7] == 'u' && hex4(b + i + 8) >= 0xdc00 && hex4(b + i + 8) <= 0xdfff) {
+                    buf_put(&o, b + i, 12); /* a valid pair */
+                    i += 12;
+                } else if (u >= 0xd800 && u <= 0xdfff) {
+                    buf_puts(&o, "\\ufffd");
+                    i += 6;
+                } else {
+                    buf_put(&o, b + i, 6);
+                    i += 6;
+                }
+            } else {
+                buf_put(&o, b + i, 2);
+                i += 2;
+            }
+        } else {
+            size_t l = utf8_valid((const unsigned char *)b + i, n - i);
+            if (l) {
+                buf_put(&o, b + i, l);
+                i += l;
+            } else {
+                buf_puts(&o, "\xef\xbf\xbd");
+                i++;
+            }
+        }
+    }
+    if (o.failed) {
+        buf_free(&o);
+        return NULL;
+    }
+    return buf_steal(&o, out_len);
+}
+
 int ej_decoder_init(ej_decoder *d, const char *body, size_t len)
 {
     d->body = body;
@@ -569,6 +699,7 @@ int ej_decoder_init(ej_decoder *d, const char *body, size_t len)
     d->root = NULL;
     d->empty_ops = NULL;
     d->n_empty_ops = 0;
+    d->n_sentinels = 0;
     int rc = gojson_scan_value(body, len, &d->scan);
     if (rc == GOJSON_EMPTY)
         return 0;
@@ -595,27 +726,18 @@ int ej_decoder_init(ej_decoder *d, const char *body, size_t len)
     json_error_t err;
     json_t *root = json_loadb(body + i, d->scan.end - i, JSON_ALLOW_NUL, &err);
     if (!root) {
-        /* Valid for Go, refused by jansson: an integer beyond long long
-         * (Go fails the same way when the field is an int64), invalid
-         * UTF-8 or nesting deeper than jansson allows. */
-        if (d->scan.n_odd > 0 && (strstr(err.text, "too big") || strstr(err.text, "overflow"))) {
-            /* the first literal jansson could not hold */
-            for (size_t k = 0; k < d->scan.n_odd; k++) {
-                const char *p = body + d->scan.odd[k].off;
-                size_t l = d->scan.odd[k].len;
-                char tmp[400];
-                snprintf(tmp, sizeof tmp, "%.*s", (int)(l < sizeof tmp - 1 ? l : sizeof tmp - 1), p);
-                errno = 0;
-                double x = strtod(tmp, NULL);
-                bool int_like = !memchr(p, '.', l) && !memchr(p, 'e', l) && !memchr(p, 'E', l);
-                if (int_like || errno == ERANGE || x != x || x > 1e308 || x < -1e308) {
-                    snprintf(d->msg, sizeof d->msg,
-                             "json: cannot unmarshal number %.*s into Go value of type int64",
-                             (int)(l > 64 ? 64 : l), p);
-                    return -1;
-                }
-            }
+        /* Valid for Go, refused by jansson: numbers beyond long long or
+         * double, invalid UTF-8, lone UTF-16 surrogates.  Go accepts them
+         * (replacing bad text by U+FFFD; failing on a huge number only when
+         * its field is typed), so parse a copy made acceptable. */
+        size_t sl = 0;
+        char *san = go_sanitize(d, body + i, d->scan.end - i, &sl);
+        if (san) {
+            root = json_loadb(san, sl, JSON_ALLOW_NUL, &err);
+            free(san);
         }
+    }
+    if (!root) {
         snprintf(d->msg, sizeof d->msg, "json: %s", err.text);
         return -1;
     }

@@ -57,6 +57,10 @@ typedef struct ej_decoder {
     void *root;          /* json_t *: the parsed object, or NULL (empty request) */
     const kv_op **empty_ops; /* RequestOps that set no request (etcd: key not found) */
     size_t n_empty_ops;
+    /* Number literals jansson cannot hold, replaced by sentinel reals in a
+     * sanitized copy: sentinel k stands for scan.odd[sentinel_of[k]]. */
+    size_t n_sentinels;
+    size_t sentinel_of[GOJSON_MAX_ODD_NUMS];
 } ej_decoder;
 
 /* Scans and parses body.  0 on success (d->root may be NULL: empty

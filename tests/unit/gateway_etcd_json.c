@@ -205,6 +205,14 @@ int main(void)
         CHECK(range_err("{\"key\":[89,null]}", &r) == NULL);
         CHECK_MEM(r.key.data, r.key.len, "Y\0", 2);
         kv_range_req_free(&r);
+        /* what jansson refuses but Go accepts in fields it ignores */
+        CHECK(range_err("{\"key\":\"YQ==\",\"x\":\"\xff\",\"y\":\"\\ud800\",\"z\":1e999,"
+                        "\"w\":99999999999999999999999,\"v\":\"\\ud83d\\ude00\\u0000\"}", &r) == NULL);
+        CHECK_MEM(r.key.data, r.key.len, "a", 1);
+        kv_range_req_free(&r);
+        CHECK(range_err("{\"key\":\"\\u0059\\u0051==\"}", &r) == NULL);
+        CHECK_MEM(r.key.data, r.key.len, "a", 1);
+        kv_range_req_free(&r);
         CHECK(range_err("{\"key\":\"YQ==\",\"limit\":\"-9223372036854775808\"}", &r) == NULL);
         CHECK(r.limit == INT64_MIN);
         kv_range_req_free(&r);
@@ -261,6 +269,15 @@ int main(void)
             {"{\"key\":\"Zm9v\",\"sort_order\":5.5}", "json: cannot unmarshal number 5.5 into Go value of type etcdserverpb.RangeRequest_SortOrder"},
             {"{\"key\":\"Zm9v\",\"sort_order\":true}", "json: cannot unmarshal bool into Go value of type etcdserverpb.RangeRequest_SortOrder"},
             {"{\"key\":\"Zm9v\",\"sort_order\":99999999999}", "json: cannot unmarshal number 99999999999 into Go value of type etcdserverpb.RangeRequest_SortOrder"},
+            /* Go reads invalid UTF-8 and lone surrogates as U+FFFD */
+            {"{\"key\":\"\xffYQ==\"}", "illegal base64 data at input byte 0"},
+            {"{\"key\":\"YQ\xff==\"}", "illegal base64 data at input byte 2"},
+            {"{\"key\":\"\\ud800YQ==\"}", "illegal base64 data at input byte 0"},
+            {"{\"key\":\"YQ==\",\"limit\":1e999}", "json: cannot unmarshal number 1e999 into Go value of type int64"},
+            {"{\"key\":\"YQ==\",\"sort_order\":1e999}", "json: cannot unmarshal number 1e999 into Go value of type etcdserverpb.RangeRequest_SortOrder"},
+            {"{\"key\":\"YQ==\",\"serializable\":1e999}", "json: cannot unmarshal number into Go value of type bool"},
+            {"{\"x\":1e999,\"key\":\"YQ==\",\"limit\":123456789012345678901}",
+             "json: cannot unmarshal number 123456789012345678901 into Go value of type int64"},
         };
         for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
             kv_range_req r;
