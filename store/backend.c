@@ -15,10 +15,10 @@
  * Tuning: one LRU block cache shared by all families, a bloom filter
  * (10 bits/key) for point lookups in "rev" and "meta", level compaction.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -88,8 +88,11 @@ backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
     rocksdb_options_set_create_missing_column_families(b->opts, 1);
     rocksdb_options_set_error_if_exists(b->opts, 0);
     rocksdb_options_set_paranoid_checks(b->opts, 1);
-    rocksdb_options_increase_parallelism(b->opts, 2);
-    rocksdb_options_set_max_background_jobs(b->opts, 2);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 2)
+        cpus = 2;
+    rocksdb_options_increase_parallelism(b->opts, (int)cpus);
+    rocksdb_options_set_max_background_jobs(b->opts, (int)(cpus < 8 ? cpus : 8));
     rocksdb_options_set_keep_log_file_num(b->opts, 4);
     for (int i = 0; i <= BE_CF_COUNT; i++) {
         b->cf_opts[i] = rocksdb_options_create_copy(b->opts);
