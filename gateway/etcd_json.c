@@ -207,7 +207,6 @@ static int get_int64(ej_decoder *d, json_t *obj, const char *orig, const char *c
     json_t *v = field(obj, orig, camel);
     if (!v)
         return 0;
-    d->bytes += 10;
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
         return 0;
@@ -230,7 +229,6 @@ static int get_bool(ej_decoder *d, json_t *obj, const char *orig, const char *ca
         return 0;
     if (json_is_boolean(v)) {
         *out = json_is_true(v);
-        d->bytes += 2;
         return 0;
     }
     return errf(d, "json: cannot unmarshal %s into Go value of type bool%s", go_kind(v), "");
@@ -268,7 +266,6 @@ static int get_byte_array(ej_decoder *d, json_t *arr, kv_bytes *out)
     }
     out->data = p;
     out->len = n;
-    d->bytes += n + 3;
     return 0;
 }
 
@@ -300,7 +297,6 @@ static int get_bytes(ej_decoder *d, json_t *obj, const char *orig, const char *c
     }
     out->data = p;
     out->len = len;
-    d->bytes += len + 3;
     return 0;
 }
 
@@ -325,7 +321,6 @@ static int get_enum(ej_decoder *d, json_t *obj, const char *orig, const char *ca
     json_t *v = field(obj, orig, camel);
     if (!v)
         return 0;
-    d->bytes += 2;
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         for (int i = 0; i < def->n; i++) {
@@ -412,7 +407,6 @@ static int elem_message(ej_decoder *d, json_t *v, json_t **out)
 
 static int dec_range(ej_decoder *d, json_t *o, kv_range_req *r)
 {
-    d->bytes += 2;
     if (!o)
         return 0;
     if (get_bytes(d, o, "key", NULL, &r->key) ||
@@ -434,7 +428,6 @@ static int dec_range(ej_decoder *d, json_t *o, kv_range_req *r)
 
 static int dec_put(ej_decoder *d, json_t *o, kv_put_req *r)
 {
-    d->bytes += 2;
     if (!o)
         return 0;
     if (get_bytes(d, o, "key", NULL, &r->key) ||
@@ -449,7 +442,6 @@ static int dec_put(ej_decoder *d, json_t *o, kv_put_req *r)
 
 static int dec_delete(ej_decoder *d, json_t *o, kv_delete_req *r)
 {
-    d->bytes += 2;
     if (!o)
         return 0;
     if (get_bytes(d, o, "key", NULL, &r->key) ||
@@ -461,7 +453,6 @@ static int dec_delete(ej_decoder *d, json_t *o, kv_delete_req *r)
 
 static int dec_compare(ej_decoder *d, json_t *o, kv_compare *c)
 {
-    d->bytes += 2;
     if (!o)
         return 0;
     if (get_enum(d, o, "result", NULL, &cmp_result_def, &c->result) ||
@@ -489,7 +480,6 @@ static int dec_op(ej_decoder *d, json_t *o, kv_op *op)
 {
     json_t *rr = NULL, *rp = NULL, *rd = NULL, *rt = NULL;
     op->type = KV_OP_RANGE;
-    d->bytes += 2;
     if (!o || (!field(o, "request_range", "requestRange") && !field(o, "request_put", "requestPut") &&
                !field(o, "request_delete_range", "requestDeleteRange") &&
                !field(o, "request_txn", "requestTxn"))) {
@@ -544,7 +534,6 @@ static int dec_ops(ej_decoder *d, json_t *arr, kv_op **ops, size_t *n)
 static int dec_txn(ej_decoder *d, json_t *o, kv_txn_req *t)
 {
     json_t *cmp = NULL, *succ = NULL, *fail = NULL;
-    d->bytes += 2;
     if (!o)
         return 0;
     if (get_array(d, o, "compare", NULL, &cmp) ||
@@ -694,7 +683,6 @@ int ej_decoder_init(ej_decoder *d, const char *body, size_t len)
 {
     d->body = body;
     d->body_len = len;
-    d->bytes = 0;
     d->msg[0] = 0;
     d->root = NULL;
     d->empty_ops = NULL;
@@ -763,7 +751,6 @@ int ej_decode_txn(ej_decoder *d, kv_txn_req *out) { return dec_txn(d, d->root, o
 int ej_decode_compact(ej_decoder *d, kv_compact_req *out)
 {
     json_t *o = d->root;
-    d->bytes += 2;
     if (!o)
         return 0;
     if (get_int64(d, o, "revision", NULL, &out->revision) ||
@@ -837,6 +824,92 @@ kv_err ej_check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_txn_ops
     if (!d->n_empty_ops)
         return KV_OK;
     return check_txn(d, t, max_txn_ops);
+}
+
+/* ---- protobuf sizes, for etcd's request size limit ---- */
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t pb_bytes(size_t tag_len, size_t len) { return len ? tag_len + varint_len(len) + len : 0; }
+static size_t pb_int(int64_t v) { return v ? 1 + varint_len((uint64_t)v) : 0; }
+static size_t pb_bool(bool v) { return v ? 2 : 0; }
+static size_t pb_msg(size_t len) { return 1 + varint_len(len) + len; }
+
+static size_t range_size(const kv_range_req *r)
+{
+    return pb_bytes(1, r->key.len) + pb_bytes(1, r->range_end.len) + pb_int(r->limit) +
+           pb_int(r->revision) + pb_int(r->sort_order) + pb_int(r->sort_target) +
+           pb_bool(r->serializable) + pb_bool(r->keys_only) + pb_bool(r->count_only) +
+           pb_int(r->min_mod_revision) + pb_int(r->max_mod_revision) +
+           pb_int(r->min_create_revision) + pb_int(r->max_create_revision);
+}
+
+static size_t put_size(const kv_put_req *p)
+{
+    return pb_bytes(1, p->key.len) + pb_bytes(1, p->value.len) + pb_int(p->lease) +
+           pb_bool(p->prev_kv) + pb_bool(p->ignore_value) + pb_bool(p->ignore_lease);
+}
+
+static size_t delete_size(const kv_delete_req *d)
+{
+    return pb_bytes(1, d->key.len) + pb_bytes(1, d->range_end.len) + pb_bool(d->prev_kv);
+}
+
+static size_t txn_size(const kv_txn_req *t);
+
+static size_t op_size(const kv_op *op)
+{
+    switch (op->type) {
+    case KV_OP_RANGE: return pb_msg(range_size(&op->u.range));
+    case KV_OP_PUT: return pb_msg(put_size(&op->u.put));
+    case KV_OP_DELETE: return pb_msg(delete_size(&op->u.del));
+    case KV_OP_TXN: return pb_msg(op->u.txn ? txn_size(op->u.txn) : 0);
+    }
+    return 0;
+}
+
+static size_t txn_size(const kv_txn_req *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_compare; i++) {
+        const kv_compare *c = &t->compare[i];
+        /* the target_union member is sent even when zero */
+        size_t cs = pb_int(c->result) + pb_int(c->target) + pb_bytes(1, c->key.len) +
+                    pb_bytes(2, c->range_end.len) +
+                    (c->target == KV_CMP_VALUE ? 1 + varint_len(c->value.len) + c->value.len
+                                               : 1 + varint_len((uint64_t)c->number));
+        n += pb_msg(cs);
+    }
+    for (size_t i = 0; i < t->n_success; i++)
+        n += pb_msg(op_size(&t->success[i]));
+    for (size_t i = 0; i < t->n_failure; i++)
+        n += pb_msg(op_size(&t->failure[i]));
+    return n;
+}
+
+size_t ej_raft_request_size(const kv_request *req)
+{
+    const size_t header = 13; /* field 100 {ID: a 9-byte varint} */
+    size_t body;
+    if (req->kind == KV_REQ_COMPACT)
+        body = pb_int(req->compact.revision) + pb_bool(req->compact.physical);
+    else if (req->op.type == KV_OP_PUT)
+        body = put_size(&req->op.u.put);
+    else if (req->op.type == KV_OP_DELETE)
+        body = delete_size(&req->op.u.del);
+    else if (req->op.type == KV_OP_TXN)
+        body = req->op.u.txn ? txn_size(req->op.u.txn) : 0;
+    else
+        body = range_size(&req->op.u.range);
+    return header + pb_msg(body);
 }
 
 /* ------------------------------------------------------------------ */

@@ -52,7 +52,6 @@ typedef struct ej_decoder {
     const char *body;    /* borrowed: the request body */
     size_t body_len;
     gojson_scan scan;    /* Go's view of the body */
-    size_t bytes;        /* approximate protobuf size of what was decoded */
     char msg[256];       /* the error message when a call fails */
     void *root;          /* json_t *: the parsed object, or NULL (empty request) */
     const kv_op **empty_ops; /* RequestOps that set no request (etcd: key not found) */
@@ -81,6 +80,11 @@ int ej_decode_compact(ej_decoder *d, kv_compact_req *out);
  * cannot express; etcd answers "key not found" for them, after the checks
  * that come first in its order).  KV_OK when d saw no empty op. */
 kv_err ej_check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_txn_ops);
+
+/* The size etcd's server checks against --max-request-bytes: the
+ * protobuf encoding of the InternalRaftRequest carrying `req` (a put,
+ * delete range, txn or compaction) with its 13-byte request header. */
+size_t ej_raft_request_size(const kv_request *req);
 
 /* Parses an int64 written as the contents of a JSON string, as jsonpb does
  * (the text between the quotes is parsed as a JSON number).  0 or -1 with

@@ -150,7 +150,7 @@ static kv_request *decode_write(gw_req *r, kv_http *kh, int which)
         kv_request_free(req);
         return NULL;
     }
-    if (key_given && d.bytes > kh->max_request_bytes) {
+    if (key_given && ej_raft_request_size(req) > kh->max_request_bytes) {
         reply_bad_request(r, "etcdserver: request is too large");
         ej_decoder_done(&d);
         kv_request_free(req);

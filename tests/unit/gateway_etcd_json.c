@@ -379,6 +379,19 @@ int main(void)
             free(t.success);
         }
     }
+    TEST("raft request size as etcd checks it (largest put etcd accepted: value 1572840, key 1 byte)") {
+        kv_request req;
+        memset(&req, 0, sizeof req);
+        req.kind = KV_REQ_OP;
+        req.op.type = KV_OP_PUT;
+        req.op.u.put.key = B("a");
+        req.op.u.put.value.len = 1572840; /* sizes only: data never read */
+        CHECK_EQ_INT(ej_raft_request_size(&req), 1572864);
+        req.op.u.put.value.len = 1572841;
+        CHECK_EQ_INT(ej_raft_request_size(&req), 1572865);
+        req.op.u.put.value.len = 0;
+        kv_bytes_free(&req.op.u.put.key);
+    }
     TEST("decode compaction") {
         ej_decoder d;
         kv_compact_req c = {0, false};
