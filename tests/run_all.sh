@@ -113,15 +113,34 @@ if [ "${SKIP_SAN:-0}" != 1 ]; then
         summary+=("san-pytest: no suites yet ($SAN_SUITES)")
     else
         rm -rf "$ART/san"; mkdir -p "$ART/san"
-        # Reports go to files: the suites' fixtures keep the server's stderr
-        # to themselves, and a report after a test passed must still fail us.
+        # ASan writes its reports to files (log_path): the suites' fixtures
+        # keep the server's stderr to themselves, and a report after a test
+        # passed (a leak at exit) must still fail us.  UBSan ignores log_path
+        # when it runs inside ASan, so KVGATE_BIN is a wrapper that execs the
+        # sanitizer binary (same pid, same argv) with its stderr also copied
+        # to $ART/san/stderr.<pid>, which is searched for reports afterwards.
+        wrapper=$ART/san/kvgate-san
+        printf '#!/usr/bin/env bash\nexec %q "$@" 2> >(exec tee -a %q.$$ >&2)\n' \
+            "$SAN_BIN" "$ART/san/stderr" >"$wrapper"
+        chmod +x "$wrapper"
         ASAN_OPTIONS="log_path=$ART/san/asan:halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1" \
-        UBSAN_OPTIONS="log_path=$ART/san/ubsan:print_stacktrace=1:halt_on_error=1" \
-            pytest_step san-pytest "$T_SAN_PYTEST" "$SAN_BIN" -m "not slow" "${suites[@]}"
-        reports=("$ART"/san/*)
-        if [ -e "${reports[0]}" ]; then
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+            pytest_step san-pytest "$T_SAN_PYTEST" "$wrapper" -m "not slow" "${suites[@]}"
+        reports=()
+        for r in "$ART"/san/asan.* "$ART"/san/stderr.*; do
+            [ -s "$r" ] || continue
+            case $r in
+            */stderr.*) grep -qE 'runtime error:|ERROR: (Address|Leak|Undefined)Sanitizer' "$r" || continue ;;
+            esac
+            reports+=("$r")
+        done
+        if ((${#reports[@]})); then
             note "sanitizer reports (${#reports[@]}), first lines of each:"
-            for r in "${reports[@]}"; do echo "--- $r"; head -n 30 "$r"; done
+            for r in "${reports[@]}"; do
+                echo "--- $r"
+                grep -m1 -nE 'runtime error:|ERROR: (Address|Leak|Undefined)Sanitizer' "$r" || true
+                head -n 30 "$r"
+            done
             failed=$((failed + ${#reports[@]}))
             summary+=("sanitizer: ${#reports[@]} report(s) in $ART/san")
         fi
