@@ -4,6 +4,7 @@ import os
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -76,6 +77,9 @@ def test_listen_port_zero_prints_one_ready_line(kvgate_binary):
 
 
 def test_explicit_port_prints_the_same_line(kvgate):
+    deadline = time.monotonic() + 5  # the line may follow the first answer by a moment
+    while not kvgate.stdout().endswith("\n") and time.monotonic() < deadline:
+        time.sleep(0.02)
     lines = kvgate.stdout().splitlines()
     assert lines == ["kvgate listening on http://127.0.0.1:%d" % kvgate.port], lines
 

@@ -1,9 +1,10 @@
 """CORS (a deliberate difference from etcd 3.4, which answers every
 OPTIONS with Access-Control-Allow-Origin: * and has no per-origin list).
 kvgate's documented answers (openapi.yaml, PreflightAllowed /
-PreflightForbidden / PreflightNoOrigin):
+PreflightForbidden / PreflightNoOrigin, README "Differences from etcd"):
   - allowed origin: 200, no body, ACAO = the origin, Vary: Origin,
-    Access-Control-Allow-Methods with POST, Access-Control-Allow-Headers;
+    Access-Control-Allow-Methods with POST, Access-Control-Allow-Headers,
+    Access-Control-Max-Age: 600;
   - origin not allowed: 403, etcd-style JSON error with code 7, no ACAO;
   - no Origin header: 204 with an Allow header;
   - --cors-origins '*': ACAO '*'.
@@ -40,6 +41,7 @@ def test_preflight_allowed_origin(cors_kvgate, path, origin):
     assert "origin" in r.headers.get("vary", "").lower(), r.headers
     assert "POST" in r.headers.get("access-control-allow-methods", "").upper(), r.headers
     assert "content-type" in r.headers.get("access-control-allow-headers", "").lower(), r.headers
+    assert r.headers.get("access-control-max-age") == "600", r.headers  # README
 
 
 @pytest.mark.parametrize("origin", [EVIL, "http://a.example.evil", "https://a.example", "null"])

@@ -11,56 +11,7 @@ import time
 import pytest
 
 from kvtest import b64, normalise
-
-
-def raw_http(sock, method, path, body, extra=b""):
-    head = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            "Content-Length: %d\r\n" % (method, path, len(body))).encode() + extra + b"\r\n"
-    return head
-
-
-def read_response(sock, timeout=15):
-    """Reads one HTTP response from a raw socket: (status, body bytes)."""
-    sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the response headers: %r" % buf)
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
-    if "content-length" in hdrs:
-        n = int(hdrs["content-length"])
-        while len(rest) < n:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return status, rest[:n]
-    if hdrs.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while True:
-            while b"\r\n" not in rest:
-                rest += sock.recv(65536)
-            size_line, rest = rest.split(b"\r\n", 1)
-            size = int(size_line.split(b";")[0], 16)
-            while len(rest) < size + 2:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed inside a chunk")
-                rest += chunk
-            body += rest[:size]
-            rest = rest[size + 2:]
-            if size == 0:
-                return status, body
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return status, rest
-        rest += chunk
+from kvtest.rawhttp import request_head, read_response
 
 
 @pytest.mark.timeout(60)
@@ -85,13 +36,13 @@ def test_sigterm_finishes_a_request_in_flight(kvgate):
     body = json.dumps({"key": b64("inflight"), "value": b64("v" * 1000)}).encode()
     s = socket.create_connection(("127.0.0.1", kvgate.port), timeout=10)
     try:
-        s.sendall(raw_http(s, "POST", "/v3/kv/put", body) + body[:20])
+        s.sendall(request_head("POST", "/v3/kv/put", len(body)) + body[:20])
         time.sleep(0.5)   # the server has read the headers and waits for the body
         kvgate.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         assert kvgate.running(), "kvgate exited with a request in flight"
         s.sendall(body[20:])
-        status, rbody = read_response(s)
+        status, _, rbody = read_response(s)
     finally:
         s.close()
     assert status == 200, (status, rbody)

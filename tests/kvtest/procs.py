@@ -30,11 +30,11 @@ class ServerError(Exception):
 
 
 def kvgate_bin():
-    return os.environ.get("KVGATE_BIN") or os.path.join(REPO, "bin", "kvgate")
+    return os.path.abspath(os.environ.get("KVGATE_BIN") or os.path.join(REPO, "bin", "kvgate"))
 
 
 def etcd_bin():
-    return os.environ.get("ETCD_BIN") or "/usr/bin/etcd"
+    return os.path.abspath(os.environ.get("ETCD_BIN") or "/usr/bin/etcd")
 
 
 def free_port():
