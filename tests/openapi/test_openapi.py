@@ -5,8 +5,8 @@ Every answer of kvgate (KVGATE_BIN, default bin/kvgate) and of a real etcd
 from) is checked against openapi.yaml: the status must be documented for
 that path and method, the Content-Type must be one the spec lists, and the
 body must validate against the schema there (JSON Schema 2020-12, $refs
-resolved in the spec).  The requests cover every endpoint, every prefix, and every
-documented status; test_zz_coverage checks that they did.  For kvgate also:
+resolved in the spec).  The requests cover every endpoint, every prefix
+and every documented status; test_zz_coverage checks that they did.  For kvgate also:
 every route in the spec is served (not 404) and every route kvgate serves
 among etcd's known gateway paths is in the spec.
 
