@@ -459,6 +459,104 @@ static const route *find_route(const gw_server *s, const char *method, const cha
     return NULL;
 }
 
+/* Go's cleanPath (net/http ServeMux): path.Clean, keeping a trailing slash.
+ * Writes into out (at least strlen(p) + 2 bytes). */
+static void clean_path(const char *p, char *out)
+{
+    size_t o = 0, n = strlen(p);
+    out[o++] = '/';
+    for (size_t i = 0; i < n;) {
+        while (i < n && p[i] == '/')
+            i++;
+        size_t st = i;
+        while (i < n && p[i] != '/')
+            i++;
+        size_t l = i - st;
+        if (l == 0 || (l == 1 && p[st] == '.'))
+            continue;
+        if (l == 2 && p[st] == '.' && p[st + 1] == '.') {
+            if (o > 1) {
+                o--; /* drop the trailing '/' */
+                while (o > 1 && out[o - 1] != '/')
+                    o--;
+            }
+            continue;
+        }
+        memcpy(out + o, p + st, l);
+        o += l;
+        out[o++] = '/';
+    }
+    if (o > 1)
+        o--; /* no trailing slash ... */
+    if (n > 1 && p[n - 1] == '/' && o > 1)
+        out[o++] = '/'; /* ... unless the request had one */
+    out[o] = 0;
+}
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    gwbuf *q = cls;
+    (void)kind;
+    buf_putc(q, q->p && memchr(q->p, '?', q->len) ? '&' : '?');
+    buf_puts(q, key);
+    if (value) {
+        buf_putc(q, '=');
+        buf_puts(q, value);
+    }
+    return MHD_YES;
+}
+
+/* Go's ServeMux redirects unclean paths, and subtree roots without their
+ * slash ("/v3" -> "/v3/"), with 301; etcd's gateway inherits that. */
+static bool redirect_if_unclean(gw_req *r)
+{
+    const char *p = r->path;
+    size_t n = strlen(p);
+    char *clean = malloc(n + 3);
+    if (!clean)
+        return false;
+    if (p[0] != '/') {
+        clean[0] = '/';
+        strcpy(clean + 1, p);
+        char *t = strdup(clean);
+        if (t)
+            clean_path(t, clean);
+        free(t);
+    } else {
+        clean_path(p, clean);
+    }
+    if (strcmp(clean, "/v3") == 0) /* etcd: only /v3/ is a mux subtree */
+        strcat(clean, "/");
+    bool moved = strcmp(clean, p) != 0;
+    if (moved) {
+        /* Go keeps the query; MHD has split it into arguments already:
+         * rebuild it (exact for the usual unescaped k=v&k=v). */
+        gwbuf q = GWBUF_INIT;
+        buf_puts(&q, clean);
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
+        buf_putc(&q, 0);
+        if (!q.failed) {
+            free(clean);
+            size_t l;
+            clean = buf_steal(&q, &l);
+        }
+        buf_free(&q);
+        const char *m = r->method;
+        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+            char *body = NULL;
+            if (asprintf(&body, "<a href=\"%s\">Moved Permanently</a>.\n\n", clean) < 0)
+                body = NULL;
+            gw_reply(r, 301, "text/html; charset=utf-8", body, body ? strlen(body) : 0);
+        } else {
+            gw_reply(r, 301, NULL, NULL, 0);
+        }
+        gw_reply_add_header(r, "Location", clean);
+    }
+    free(clean);
+    return moved;
+}
+
 static void allow_header(gw_req *r)
 {
     char allow[64] = "";
@@ -548,6 +646,8 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
         }
         bool known;
         r->rt = find_route(s, method, url, &known);
+        if (!r->rt && redirect_if_unclean(r))
+            return queue_reply(r);
         if (!r->rt) {
             if (known) {
                 allow_header(r);

@@ -252,6 +252,19 @@ int main(void)
         CHECK(strstr(r, "\r\n\r\n404 page not found\n") != NULL);
         free(r);
     }
+    TEST("unclean paths: 301 to the clean one, query kept (Go's ServeMux, as etcd)") {
+        char *r = http("POST /v3//sync?a=b HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        CHECK(strstr(r, "HTTP/1.1 301") == r);
+        CHECK(strstr(r, "Location: /v3/sync?a=b\r\n") != NULL);
+        free(r);
+        r = http("GET /v3/x/../sync/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        CHECK(strstr(r, "Location: /v3/sync/\r\n") != NULL);
+        CHECK(strstr(r, "<a href=\"/v3/sync/\">Moved Permanently</a>.\n\n") != NULL);
+        free(r);
+        r = http("GET /v3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        CHECK(strstr(r, "Location: /v3/\r\n") != NULL);
+        free(r);
+    }
     TEST("405 with Allow and a JSON error") {
         char *r = http("GET /v3/sync HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         CHECK(strstr(r, "HTTP/1.1 405") == r);
