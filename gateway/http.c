@@ -399,12 +399,13 @@ static enum MHD_Result run(gw_req *r, gw_handler_fn fn)
                 r->want_suspend = false;
             return queue_stream(r);
         }
-        if (r->replied && !r->want_suspend)
-            return queue_reply(r);
         if (!r->want_suspend) {
-            gw_reply_error(r, 500, GRPC_INTERNAL, "kvgate: handler gave no reply");
+            if (!r->replied)
+                gw_reply_error(r, 500, GRPC_INTERNAL, "kvgate: handler gave no reply");
             return queue_reply(r);
         }
+        /* Suspending: from here another thread may be filling in the
+         * reply; read it only after the lock says the resume happened. */
         pthread_mutex_lock(&r->lock);
         if (r->wake_pending) {
             /* gw_req_resume() already ran (and dropped its reference) */
