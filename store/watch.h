@@ -235,8 +235,10 @@ typedef struct watch_create_req {
  * (DUPLICATE_ID, EMPTY_RANGE) it queues etcd's refusal response instead
  * (watch_id -1, created, canceled, cancel_reason) and returns the error; on
  * NOMEM nothing is queued.  *id_out (may be NULL) gets the id or -1.
- * A start_revision at or below the compact revision is canceled by a
- * compacted response right after the created one. */
+ * A watch from history gets its events, and a start_revision at or below
+ * the compact revision its compacted cancel, from the sync loop's next
+ * periodic pass (within sync_interval_ms), as on etcd: so a request body's
+ * later creates are answered first, in etcd's order. */
 watch_err watch_create(watch_stream *st, const watch_create_req *req, int64_t *id_out);
 
 /* Cancels one watcher: queues {watch_id, canceled} after anything already

@@ -1183,7 +1183,6 @@ watch_err watch_create(watch_stream *st, const watch_create_req *req, int64_t *i
     /* allocate before taking the lock */
     watch_response *cr = control_response(-1, 0);
     watcher *w = err ? NULL : calloc(1, sizeof *w + klen + elen);
-    int64_t compact = kvstore_compact_rev(ws->s);
     if (!cr || (!err && !w)) {
         free(cr);
         free(w);
@@ -1245,18 +1244,16 @@ watch_err watch_create(watch_stream *st, const watch_create_req *req, int64_t *i
             ws->progress->pprev = w;
         ws->progress = w;
     }
-    if (synced) {
+    if (synced)
         make_synced(ws, w);
-    } else {
+    else
         make_unsynced(ws, w);
-        if (compact > 0 && w->min_rev <= compact) {
-            cancel_compacted(ws, w, compact);
-            synced = true; /* nothing for the sync loop */
-        }
-    }
+    /* No kick for an unsynced watcher: its history (or its compacted
+     * cancel) comes from the sync loop's next periodic pass, within
+     * sync_interval_ms, as on etcd.  So the created responses for the rest
+     * of a request body come first, in etcd's order, and a body of many
+     * history watches is served by one pass instead of one per create. */
     pthread_mutex_unlock(&ws->mu);
-    if (!synced)
-        kick(ws, true, false);
     if (id_out)
         *id_out = id;
     return WATCH_OK;

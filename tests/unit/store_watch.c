@@ -565,7 +565,7 @@ int main(void)
         r = watch_stream_pop(st);
         CHECK(r && r->created);
         watch_response_free(r);
-        /* the create kicks the sync loop: its history may be queued ahead
+        /* the sync loop may have run since the create: its history may be queued ahead
          * of the answer (then progress_rev covers it) or not yet (then
          * progress_rev stops before it) */
         bool hist_first = false;
