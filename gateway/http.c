@@ -42,7 +42,7 @@ static const char gw_cors_methods[] = "GET, POST, OPTIONS";
 static const char gw_cors_headers[] =
     "accept, content-type, authorization, cache-control, last-event-id";
 static const char gw_cors_max_age[] = "600";
-#define GW_MAX_EXTRA_HEADERS 4
+#define GW_MAX_EXTRA_HEADERS 8
 
 typedef struct route {
     char *method, *path;

@@ -116,7 +116,8 @@ void gw_reply_json(gw_req *r, int status, gwbuf *b);
 /* {"error":msg,"message":msg,"code":grpc_code} */
 void gw_reply_error(gw_req *r, int http_status, int grpc_code, const char *msg);
 void gw_reply_kv_error(gw_req *r, kv_err e);
-/* An extra header on the reply (copied); before or after gw_reply*. */
+/* An extra header on the reply (copied); before or after gw_reply*.  Up to
+ * 8 per request; more are dropped. */
 void gw_reply_add_header(gw_req *r, const char *name, const char *value);
 
 /* ---- answering later ---- */
