@@ -74,7 +74,10 @@ struct gw_server {
     bool started, stopped;
 };
 
-enum req_state { RS_BODY, RS_RUNNING, RS_SUSPENDED, RS_DONE };
+/* RS_DRAIN: an answer is ready (404, 405, preflight...) but the request
+ * body is still coming; read and drop it, then answer, so the connection
+ * stays usable (an answer queued before the body makes MHD close it). */
+enum req_state { RS_BODY, RS_DRAIN, RS_RUNNING, RS_SUSPENDED, RS_DONE };
 
 struct gw_req {
     gw_server *s;
@@ -643,20 +646,22 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
         r->cors_ok = r->origin && origin_allowed(s, r->origin);
         if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
             preflight(r);
-            return queue_reply(r);
+            r->state = RS_DRAIN;
+            return MHD_YES;
         }
         bool known;
         r->rt = find_route(s, method, url, &known);
-        if (!r->rt && redirect_if_unclean(r))
-            return queue_reply(r);
         if (!r->rt) {
-            if (known) {
+            if (redirect_if_unclean(r)) {
+                /* answered */
+            } else if (known) {
                 allow_header(r);
                 gw_reply_error(r, 405, GRPC_UNIMPLEMENTED, "Method Not Allowed");
             } else {
                 reply_text(r, 404, is_gateway_path(url) ? "Not Found\n" : "404 page not found\n");
             }
-            return queue_reply(r);
+            r->state = RS_DRAIN;
+            return MHD_YES;
         }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -672,6 +677,16 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
     }
 
     switch (r->state) {
+    case RS_DRAIN:
+        if (*upload_data_size) {
+            r->body_len += *upload_data_size;
+            *upload_data_size = 0;
+            /* a huge body for nothing: answer now and let MHD close */
+            if (r->body_len > s->cfg.max_body_bytes)
+                return queue_reply(r);
+            return MHD_YES;
+        }
+        return queue_reply(r);
     case RS_BODY:
         if (*upload_data_size) {
             if (!append_body(r, upload_data, *upload_data_size))
