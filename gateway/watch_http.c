@@ -60,7 +60,7 @@ void watch_http_opts_default(watch_http_opts *o)
     o->sse_heartbeat_ms = 15000;
     o->sse_retry_ms = 2000;
     o->max_streams = 10000;
-    o->idle_poll_ms = 30000;
+    o->idle_poll_ms = 5000;
     o->wake_batch_us = 500;
     o->snapshot_page = 500;
 }
@@ -423,6 +423,10 @@ static int fill(wconn *c, size_t want)
         watch_response_free(resp);
         if (rc < 0)
             return -1;
+        /* JSON framing: one response per HTTP chunk, as etcd sends them;
+         * etcd3gw json.loads() each chunk as it arrives. */
+        if (!c->sse)
+            break;
     }
     if (c->out.len == c->out_off && atomic_exchange(&c->hb_due, false) && c->sse) {
         if (sse_frame_comment(&c->out, "heartbeat") < 0)
