@@ -18,7 +18,7 @@ int gw_http_status_from_grpc(int code)
     case GRPC_PERMISSION_DENIED: return 403;
     case GRPC_UNAUTHENTICATED: return 401;
     case GRPC_RESOURCE_EXHAUSTED: return 429;
-    case GRPC_FAILED_PRECONDITION: return 400; /* deliberately not 412 (grpc-gateway v1) */
+    case GRPC_FAILED_PRECONDITION: return 412; /* etcd 3.4.23 answers a duplicate lease 412 */
     case GRPC_ABORTED: return 409;
     case GRPC_OUT_OF_RANGE: return 400;
     case GRPC_UNIMPLEMENTED: return 501;

@@ -1107,3 +1107,13 @@ void ej_encode_compact_resp(gwbuf *b, const ej_header *h, int64_t rev)
     ej_put_header(b, h, rev);
     buf_putc(b, '}');
 }
+
+int ej_get_int64(ej_decoder *d, const char *orig, const char *camel, int64_t *out)
+{
+    return d->root ? get_int64(d, d->root, orig, camel, out) : 0;
+}
+
+int ej_get_bool(ej_decoder *d, const char *orig, const char *camel, bool *out)
+{
+    return d->root ? get_bool(d, d->root, orig, camel, out) : 0;
+}

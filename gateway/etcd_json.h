@@ -91,6 +91,13 @@ size_t ej_raft_request_size(const kv_request *req);
  * an etcd error message in msg. */
 int ej_parse_int64_text(const char *s, size_t n, int64_t *out, char *msg, size_t msglen);
 
+/* One scalar field of the parsed body (any message: lease, maintenance
+ * requests), with the same Go-compatible checks and texts as above.  camel
+ * may be NULL when the JSON name equals the proto name ("ID", "TTL").
+ * An absent or null field leaves *out unchanged.  0 or -1 with d->msg. */
+int ej_get_int64(ej_decoder *d, const char *orig, const char *camel, int64_t *out);
+int ej_get_bool(ej_decoder *d, const char *orig, const char *camel, bool *out);
+
 /* ---- encoding ---- */
 
 typedef struct ej_header {

@@ -27,6 +27,8 @@
 #include "http.h"
 #include "kv.h"
 #include "kv_http.h"
+#include "lease_http.h"
+#include "maintenance_http.h"
 #include "status_http.h"
 #include "watch.h"
 #include "watch_http.h"
@@ -44,6 +46,9 @@ typedef struct options {
     unsigned long long shutdown_grace_ms;
     unsigned long long sse_heartbeat_s;
     unsigned long long max_streams;
+    const char *name;
+    const char *advertise_client_urls;
+    const char *advertise_peer_urls;
 } options;
 
 typedef struct flag {
@@ -118,6 +123,25 @@ static int set_max_streams(options *o, const char *v, char *e, size_t n)
     return parse_u64(v, 1, 1u << 20, &o->max_streams, e, n);
 }
 
+static int set_name(options *o, const char *v, char *e, size_t n)
+{
+    (void)e; (void)n;
+    o->name = v;
+    return 0;
+}
+static int set_adv_client(options *o, const char *v, char *e, size_t n)
+{
+    (void)e; (void)n;
+    o->advertise_client_urls = v;
+    return 0;
+}
+static int set_adv_peer(options *o, const char *v, char *e, size_t n)
+{
+    (void)e; (void)n;
+    o->advertise_peer_urls = v;
+    return 0;
+}
+
 static const flag flags[] = {
     {"listen", "HOST:PORT", "address to serve on (port 0: any free port)", set_listen},
     {"data-dir", "DIR", "where the store keeps its data", set_data_dir},
@@ -128,6 +152,9 @@ static const flag flags[] = {
     {"connection-timeout", "SECONDS", "idle timeout of a connection (0: none)", set_timeout},
     {"sse-heartbeat", "SECONDS", "comment line on idle SSE watch streams (0: none)", set_sse_heartbeat},
     {"max-streams", "N", "most simultaneous watch streams (beyond: 429)", set_max_streams},
+    {"name", "NAME", "member name in member list (etcd's --name)", set_name},
+    {"advertise-client-urls", "URLS", "client URLs in member list (default: the listen URL)", set_adv_client},
+    {"advertise-peer-urls", "URLS", "peer URLs in member list (kvgate has no peers)", set_adv_peer},
     {"help", NULL, "show this help", NULL},
     {"version", NULL, "show the version", NULL},
 };
@@ -144,7 +171,8 @@ static void usage(FILE *f)
     }
     fprintf(f, "\ndefaults: --listen 127.0.0.1:2379 --data-dir ./data --max-request-bytes 1572864\n"
                "          --max-txn-ops 128 --max-connections 10000 --connection-timeout 60\n"
-               "          --sse-heartbeat 15 --max-streams 9000\n");
+               "          --sse-heartbeat 15 --max-streams 9000 --name default\n"
+               "          --advertise-peer-urls http://localhost:2380\n");
 }
 
 /* 0 to run, 1 to exit 0 (help/version), -1 to exit 2. */
@@ -236,6 +264,9 @@ int main(int argc, char **argv)
         .shutdown_grace_ms = 10000,
         .sse_heartbeat_s = 15,
         .max_streams = 9000,
+        .name = "default",
+        .advertise_client_urls = NULL,
+        .advertise_peer_urls = "http://localhost:2380",
     };
     int pr = parse_args(argc, argv, &o);
     if (pr != 0)
@@ -299,11 +330,19 @@ int main(int argc, char **argv)
     who.sse_heartbeat_ms = (unsigned)o.sse_heartbeat_s * 1000;
     who.max_streams = (unsigned)o.max_streams;
     watch_http *wh = ws ? watch_http_new(store, ws, &kh.header, &who) : NULL;
-    if (!wh || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
-        watch_http_register(srv, wh) != 0 || gw_server_start(srv, &err) != 0) {
+    /* Leases, maintenance and cluster: over the store, sharing the header. */
+    lease_http lh = {.store = store, .header = &kh.header};
+    maint_http mh = {.store = store, .header = &kh.header, .name = o.name,
+                     .peer_urls = o.advertise_peer_urls};
+    bool mh_ok = maint_http_init(&mh) == 0;
+    if (!wh || !mh_ok || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
+        watch_http_register(srv, wh) != 0 || lease_http_register(srv, &lh) != 0 ||
+        maint_http_register(srv, &mh) != 0 || gw_server_start(srv, &err) != 0) {
         fprintf(stderr, "kvgate: %s\n", err ? err : "out of memory");
         free(err);
         gw_server_free(srv);
+        if (mh_ok)
+            maint_http_done(&mh);
         watch_http_free(wh);
         watchable_close(ws);
         kvstore_close(store);
@@ -312,6 +351,10 @@ int main(int argc, char **argv)
 
     /* Print the host as given (brackets kept for IPv6). */
     const char *colon = strrchr(o.listen, ':');
+    char url[300];
+    snprintf(url, sizeof url, "http://%.*s:%u", (int)(colon - o.listen), o.listen,
+             (unsigned)gw_server_port(srv));
+    maint_http_set_client_urls(&mh, o.advertise_client_urls ? o.advertise_client_urls : url);
     printf("kvgate listening on http://%.*s:%u\n", (int)(colon - o.listen), o.listen,
            (unsigned)gw_server_port(srv));
     fflush(stdout);
@@ -321,6 +364,7 @@ int main(int argc, char **argv)
         ;
     fprintf(stderr, "kvgate: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     gw_server_stop(srv, (unsigned)o.shutdown_grace_ms);
+    maint_http_done(&mh);
     watch_http_free(wh);
     watchable_close(ws);
     kvstore_close(store);

@@ -11,6 +11,7 @@
  *   "meta"     store revision, compaction revisions, format version
  *   "rev"      (main, sub) -> kv_record: the history, in revision order
  *   "index"    escaped key + (~main, ~sub) -> small index value
+ *   "lease"    the lease table and key -> lease attachments (lease.h)
  *
  * Tuning: one LRU block cache shared by all families, a bloom filter
  * (10 bits/key) for point lookups in "rev" and "meta", level compaction.
@@ -27,7 +28,7 @@
 int backend_fail_writes;
 kv_err backend_fail_err = KV_ERR_IO;
 
-static const char *cf_names[BE_CF_COUNT + 1] = {"meta", "rev", "index", "default"};
+static const char *cf_names[BE_CF_COUNT + 1] = {"meta", "rev", "index", "lease", "default"};
 
 struct backend {
     rocksdb_t *db;
@@ -163,6 +164,26 @@ uint64_t backend_size(backend *b)
             total += v;
     }
     return total;
+}
+
+uint64_t backend_size_in_use(backend *b)
+{
+    uint64_t total = 0, v;
+    for (int i = 0; i <= BE_CF_COUNT; i++) {
+        if (rocksdb_property_int_cf(b->db, b->cf[i], "rocksdb.estimate-live-data-size", &v) == 0)
+            total += v;
+        if (rocksdb_property_int_cf(b->db, b->cf[i], "rocksdb.cur-size-all-mem-tables", &v) == 0)
+            total += v;
+    }
+    uint64_t all = backend_size(b);
+    return total < all ? total : all;
+}
+
+kv_err backend_compact_all(backend *b)
+{
+    for (int i = 0; i <= BE_CF_COUNT; i++)
+        rocksdb_compact_range_cf(b->db, b->cf[i], NULL, 0, NULL, 0);
+    return KV_OK;
 }
 
 bool backend_is_empty(backend *b)

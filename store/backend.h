@@ -14,7 +14,7 @@
 
 #include "kv.h"
 
-enum { BE_CF_META = 0, BE_CF_REV, BE_CF_INDEX, BE_CF_COUNT };
+enum { BE_CF_META = 0, BE_CF_REV, BE_CF_INDEX, BE_CF_LEASE, BE_CF_COUNT };
 
 typedef struct backend backend;
 typedef struct backend_batch backend_batch;
@@ -62,6 +62,11 @@ int backend_batch_count(backend_batch *wb);
 /* Atomic write of the whole batch (all families); sync = fsync'd WAL.
  * KV_ERR_NOSPACE / KV_ERR_IO on failure, nothing applied. */
 kv_err backend_batch_write(backend *b, backend_batch *wb, bool sync);
+
+/* Live data estimate over all families (RocksDB's estimate-live-data-size). */
+uint64_t backend_size_in_use(backend *b);
+/* Manual compaction of the whole key range of every family. */
+kv_err backend_compact_all(backend *b);
 
 /* Test hook: when set, the next backend_batch_write calls fail with this
  * error (and decrement the counter). */

@@ -187,18 +187,34 @@ typedef struct kv_compact_req {
     bool physical; /* wait until the old versions are physically removed */
 } kv_compact_req;
 
-typedef enum { KV_REQ_OP = 0, KV_REQ_COMPACT } kv_req_kind;
+/* Leases (etcd's lessor).  A grant and a revoke go through the committer
+ * like any write: a grant takes no revision; a revoke deletes the lease's
+ * keys in one revision (none if it has no keys), as etcd's LeaseRevoke. */
+#define KV_LEASE_MAX_TTL 9000000000LL /* etcd's MaxLeaseTTL, seconds */
+
+typedef struct kv_lease_req {
+    int64_t id;  /* grant: 0 = pick a free positive id */
+    int64_t ttl; /* grant: seconds; below opts.lease_min_ttl is raised to it */
+} kv_lease_req;
+
+typedef struct kv_lease_resp {
+    int64_t id, ttl; /* grant: the id and the TTL granted */
+} kv_lease_resp;
+
+typedef enum { KV_REQ_OP = 0, KV_REQ_COMPACT, KV_REQ_LEASE_GRANT, KV_REQ_LEASE_REVOKE } kv_req_kind;
 
 typedef struct kv_request {
     kv_req_kind kind;
     kv_op op;              /* KV_REQ_OP: a put, delete or txn (a range works too) */
     kv_compact_req compact;
+    kv_lease_req lease;    /* KV_REQ_LEASE_* */
 } kv_request;
 
 typedef struct kv_response {
     kv_err err;
     int64_t header_revision; /* store revision after this request */
     kv_op_resp resp;         /* for KV_REQ_OP when err == KV_OK */
+    kv_lease_resp lease;     /* for KV_REQ_LEASE_GRANT when err == KV_OK */
 } kv_response;
 
 /* Events as etcd's watch sends them.  A DELETE event's kv holds only key
@@ -237,6 +253,7 @@ typedef struct kvstore_opts {
     size_t block_cache_bytes;  /* default 64 MiB */
     bool sync_writes;          /* default true: fsync before acknowledging */
     size_t compaction_batch;   /* versions removed per background batch; default 1000 */
+    int64_t lease_min_ttl;     /* etcd's minLeaseTTL (seconds); default 2 */
 } kvstore_opts;
 
 void kvstore_opts_default(kvstore_opts *o);
@@ -295,5 +312,49 @@ kv_response *kvstore_do(kvstore *s, kv_request *req);
 typedef void (*kvstore_commit_fn)(void *arg, int64_t rev_to, const kv_event *evs,
                                   size_t n);
 void kvstore_set_commit_hook(kvstore *s, kvstore_commit_fn fn, void *arg);
+
+/* ---- leases (store/lease.c) ----
+ * The lease table lives in the "lease" column family (see lease.h) and in
+ * memory (TTL, expiry, an expiry heap).  An expired lease is revoked through
+ * the committer (KV_REQ_LEASE_REVOKE) by the store's expiry thread, so its
+ * keys' DELETE events reach watchers like any delete.  After a restart every
+ * lease expires TTL seconds after the store opened (etcd refreshes leases
+ * the same way on restart / leader change).  These calls may be made from
+ * any thread and never wait for the committer. */
+
+/* etcd's LeaseKeepAlive: the lease now expires TTL seconds from now; *ttl
+ * = its TTL.  KV_ERR_LEASE_NOT_FOUND if it does not exist (or expired and
+ * awaits its revoke). */
+kv_err kvstore_lease_renew(kvstore *s, int64_t id, int64_t *ttl);
+
+typedef struct kv_lease_info {
+    int64_t id;
+    int64_t ttl;          /* whole seconds left (never below 0) */
+    int64_t granted_ttl;
+    kv_bytes *keys;       /* owned; in key order; only when asked */
+    size_t n_keys;
+} kv_lease_info;
+
+/* etcd's LeaseTimeToLive.  KV_ERR_LEASE_NOT_FOUND if none. */
+kv_err kvstore_lease_timetolive(kvstore *s, int64_t id, bool with_keys, kv_lease_info *out);
+void kv_lease_info_free(kv_lease_info *li); /* the contents; NULL ok */
+
+/* etcd's LeaseLeases: every lease id, ascending.  *ids: new malloc'd array
+ * (NULL when none), free with free(). */
+kv_err kvstore_lease_list(kvstore *s, int64_t **ids, size_t *n);
+
+/* ---- maintenance (store/maintenance.c) ---- */
+
+/* Requests the committer has applied since the store was created (the
+ * stand-in for etcd's raft index); persisted with each batch that writes. */
+int64_t kvstore_applied_index(kvstore *s);
+/* Live data estimate, <= kvstore_db_size (etcd's dbSizeInUse). */
+uint64_t kvstore_db_size_in_use(kvstore *s);
+/* CRC-32C (Castagnoli, as etcd's Hash) over the history ("rev" family) and
+ * the lease table, in key order: equal contents give equal hashes.  A full
+ * scan: call it off the request threads.  *rev: the revision it covers. */
+kv_err kvstore_hash(kvstore *s, uint32_t *hash, int64_t *rev);
+/* Manual compaction of every column family (etcd's Defragment).  Slow. */
+kv_err kvstore_defragment(kvstore *s);
 
 #endif

@@ -26,7 +26,14 @@
  *   "compact"         scheduled compaction revision (absent: none)
  *   "compact_done"    physical compaction finished through this revision
  *   "compact_cursor"  8-byte revision + escaped key: compactor progress
- * Start-up reads these and nothing else.
+ *   "applied"         requests applied so far (status' raftIndex)
+ * Start-up reads these and, for the lessor, the lease records (lease.h).
+ *
+ * Leases: grants and revokes are committer requests too.  A put or delete
+ * keeps the "lease" family's key -> lease attachments in step with the
+ * keys' lease fields in the same batch; a revoke deletes the attached keys
+ * as one write txn (one revision, DELETE events through the commit hook).
+ * The lessor's memory follows the batch once it is durable.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -528,14 +535,24 @@ typedef struct evvec {
     size_t n, cap;
 } evvec;
 
+/* A lease grant or revoke of the batch, applied to the lessor's memory
+ * once the batch is durable. */
+typedef struct lease_effect {
+    bool grant;
+    int64_t id, ttl;
+} lease_effect;
+
 /* Committer-owned state. */
 typedef struct committer {
     kvstore *s;
     backend_batch *wb;
     int64_t rev;          /* revision after the requests applied so far */
     int64_t compact_main; /* idem for the compaction revision */
+    int64_t applied;      /* idem for the applied-request count */
     evvec ev;
     gbuf kbuf, vbuf;
+    lease_effect *lfx;
+    size_t nlfx, caplfx;
 } committer;
 
 /* State of one write transaction (a put, a delete, or a whole txn). */
@@ -575,13 +592,47 @@ static void ev_clear(committer *c)
     c->ev.n = 0;
 }
 
-/* Leases are not implemented yet: no lease exists.  (A lease table column
- * family will answer here.) */
-static bool lease_exists(kvstore *s, int64_t id)
+/* Does lease `id` exist in state v (the committer's batch over the DB)?
+ * Read errors count as "exists": the write that follows will hit them. */
+static bool lease_exists(view *v, int64_t id)
 {
-    (void)s;
-    (void)id;
-    return false;
+    uint8_t k[LEASE_REC_KEY_LEN];
+    char *val = NULL;
+    size_t vl = 0;
+    bool found = false;
+    lease_rec_key(k, id);
+    if (backend_get(v->s->be, v->wb, BE_CF_LEASE, k, sizeof k, &val, &vl, &found))
+        return true;
+    backend_free(val);
+    return found;
+}
+
+/* Attach (attach = true) or detach `key` to/from lease `id` in the batch. */
+static kv_err lease_attach(committer *c, int64_t id, const uint8_t *key, size_t klen, bool attach)
+{
+    uint8_t *k = gbuf_get(&c->kbuf, LEASE_REC_KEY_LEN + klen);
+    if (!k)
+        return KV_ERR_NOMEM;
+    size_t kl = lease_attach_key(k, id, key, klen);
+    if (attach)
+        backend_batch_put(c->wb, BE_CF_LEASE, k, kl, "", 0);
+    else
+        backend_batch_delete(c->wb, BE_CF_LEASE, k, kl);
+    return KV_OK;
+}
+
+static kv_err lease_effect_push(committer *c, bool grant, int64_t id, int64_t ttl)
+{
+    if (c->nlfx == c->caplfx) {
+        size_t nc = c->caplfx ? c->caplfx * 2 : 16;
+        lease_effect *na = realloc(c->lfx, nc * sizeof *na);
+        if (!na)
+            return KV_ERR_NOMEM;
+        c->lfx = na;
+        c->caplfx = nc;
+    }
+    c->lfx[c->nlfx++] = (lease_effect){grant, id, ttl};
+    return KV_OK;
 }
 
 /* Writes one version (index entry + record) at (t->begin+1, t->sub++). */
@@ -636,6 +687,11 @@ static kv_err apply_put(wtxn *t, const kv_put_req *p, kv_put_resp *out, int64_t 
     int64_t create = l.found ? l.v.create_revision : m;
     int64_t version = l.found ? l.v.version + 1 : 1;
     err = write_version(t, p->key.data, p->key.len, false, val, vlen, create, version, lease, &m);
+    int64_t old_lease = l.found ? l.v.lease : 0;
+    if (!err && old_lease != lease && old_lease)
+        err = lease_attach(t->c, old_lease, p->key.data, p->key.len, false);
+    if (!err && old_lease != lease && lease)
+        err = lease_attach(t->c, lease, p->key.data, p->key.len, true);
     kv_event *ev = err ? NULL : ev_push(t->c);
     if (!err && !ev)
         err = KV_ERR_NOMEM;
@@ -699,6 +755,8 @@ static kv_err apply_delete(wtxn *t, const kv_delete_req *dr, kv_delete_resp *out
         kv_keyvalue *kv = &d.kvs.a[i];
         int64_t m;
         err = write_version(t, kv->key.data, kv->key.len, true, NULL, 0, 0, 0, 0, &m);
+        if (!err && kv->lease)
+            err = lease_attach(t->c, kv->lease, kv->key.data, kv->key.len, false);
         kv_event *ev = err ? NULL : ev_push(t->c);
         if (!err && !ev)
             err = KV_ERR_NOMEM;
@@ -1035,7 +1093,7 @@ static kv_err check_requests(wtxn *t, const kv_txn_req *tr, size_t *pi, int whic
                 if (!e && !l.found)
                     e = KV_ERR_KEY_NOT_FOUND;
             }
-            if (!e && p->lease && !lease_exists(t->c->s, p->lease))
+            if (!e && p->lease && !lease_exists(&t->v, p->lease))
                 e = KV_ERR_LEASE_NOT_FOUND;
         } else if (which == 1 && op->type == KV_OP_RANGE) {
             const kv_range_req *r = &op->u.range;
@@ -1094,6 +1152,99 @@ static kv_err apply_txn(wtxn *t, const kv_txn_req *tr, size_t *pi, kv_txn_resp *
     return KV_OK;
 }
 
+/* ---- leases (etcd's LeaseGrant / LeaseRevoke applied) ---- */
+
+static kv_err apply_lease_grant(committer *c, const kv_lease_req *lr, kv_response *resp)
+{
+    view v = {c->s, c->wb};
+    int64_t id = lr->id, ttl = lr->ttl;
+    if (ttl > KV_LEASE_MAX_TTL) {
+        resp->err = KV_ERR_LEASE_TTL_TOO_LARGE;
+        return KV_OK;
+    }
+    if (id == 0) {
+        int tries = 0;
+        do {
+            if (++tries > 1000)
+                return KV_ERR_IO; /* every probe failed: the reads do */
+            id = lessor_next_id(c->s->lessor);
+        } while (lease_exists(&v, id));
+    } else if (lease_exists(&v, id)) {
+        resp->err = KV_ERR_LEASE_EXISTS;
+        return KV_OK;
+    }
+    if (ttl < c->s->opts.lease_min_ttl)
+        ttl = c->s->opts.lease_min_ttl;
+    uint8_t k[LEASE_REC_KEY_LEN], val[8];
+    lease_rec_key(k, id);
+    be64_put(val, (uint64_t)ttl);
+    backend_batch_put(c->wb, BE_CF_LEASE, k, sizeof k, val, sizeof val);
+    kv_err e = lease_effect_push(c, true, id, ttl);
+    if (e)
+        return e;
+    resp->lease.id = id;
+    resp->lease.ttl = ttl;
+    return KV_OK;
+}
+
+/* Deletes every key attached to the lease in one revision (none if it has
+ * no keys), in key order, then the lease. */
+static kv_err apply_lease_revoke(committer *c, const kv_lease_req *lr, kv_response *resp)
+{
+    wtxn t = {.c = c, .v = {c->s, c->wb}, .begin = c->rev};
+    int64_t id = lr->id;
+    if (!lease_exists(&t.v, id)) {
+        resp->err = KV_ERR_LEASE_NOT_FOUND;
+        return KV_OK;
+    }
+    kvvec keys = {0};
+    uint8_t pfx[LEASE_REC_KEY_LEN];
+    kv_err err = KV_OK;
+    lease_attach_key(pfx, id, NULL, 0);
+    backend_iter *it = backend_iter_new(c->s->be, c->wb, BE_CF_LEASE);
+    if (!it)
+        return KV_ERR_NOMEM;
+    for (backend_iter_seek(it, pfx, sizeof pfx); backend_iter_valid(it); backend_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = backend_iter_key(it, &kl);
+        if (kl < sizeof pfx || memcmp(k, pfx, sizeof pfx) != 0)
+            break;
+        kv_keyvalue *kv = kvvec_push(&keys);
+        if (!kv || kv_bytes_set(&kv->key, k + sizeof pfx, kl - sizeof pfx) < 0) {
+            err = KV_ERR_NOMEM;
+            break;
+        }
+    }
+    if (!err)
+        err = backend_iter_status(it);
+    backend_iter_free(it);
+    for (size_t i = 0; !err && i < keys.n; i++) {
+        const kv_bytes *key = &keys.a[i].key;
+        latest l;
+        err = lookup(&t.v, key->data, key->len, wtxn_rev(&t), &l);
+        if (!err && l.found && l.v.lease == id) {
+            kv_delete_req dr = {.key = *key};
+            kv_delete_resp dresp;
+            int64_t hdr;
+            err = apply_delete(&t, &dr, &dresp, &hdr);
+            kv_delete_resp_free(&dresp);
+        }
+        if (!err) /* apply_delete detached it; a stale entry goes too */
+            err = lease_attach(c, id, key->data, key->len, false);
+    }
+    kvvec_free(&keys);
+    if (err)
+        return err;
+    uint8_t k[LEASE_REC_KEY_LEN];
+    lease_rec_key(k, id);
+    backend_batch_delete(c->wb, BE_CF_LEASE, k, sizeof k);
+    if ((err = lease_effect_push(c, false, id, 0)))
+        return err;
+    c->rev = wtxn_rev(&t);
+    resp->header_revision = c->rev;
+    return KV_OK;
+}
+
 /* ---- one request ---- */
 
 /* Returns a batch-fatal error (I/O, memory) or KV_OK; request-level errors
@@ -1106,6 +1257,10 @@ static kv_err apply_request(committer *c, kvstore_pending *p)
     kv_err e = KV_OK, fatal = KV_OK;
 
     resp->header_revision = c->rev;
+    if (req->kind == KV_REQ_LEASE_GRANT)
+        return apply_lease_grant(c, &req->lease, resp);
+    if (req->kind == KV_REQ_LEASE_REVOKE)
+        return apply_lease_revoke(c, &req->lease, resp);
     if (req->kind == KV_REQ_COMPACT) {
         int64_t rev = req->compact.revision;
         if (rev <= c->compact_main) {
@@ -1139,7 +1294,7 @@ static kv_err apply_request(committer *c, kvstore_pending *p)
     case KV_OP_PUT: {
         const kv_put_req *pr = &op->u.put;
         e = check_put_req(pr);
-        if (!e && pr->lease && !lease_exists(c->s, pr->lease))
+        if (!e && pr->lease && !lease_exists(&t.v, pr->lease))
             e = KV_ERR_LEASE_NOT_FOUND;
         if (!e && (pr->ignore_value || pr->ignore_lease)) {
             latest l;
@@ -1215,24 +1370,31 @@ static void process_batch(committer *c, kvstore_pending *batch, kvstore_commit_f
                           void *hook_arg)
 {
     kvstore *s = c->s;
-    int64_t begin = c->rev, begin_compact = c->compact_main;
+    int64_t begin = c->rev, begin_compact = c->compact_main, begin_applied = c->applied;
     kv_err fatal = KV_OK;
     kvstore_pending *p;
 
     backend_batch_clear(c->wb);
     ev_clear(c);
-    for (p = batch; p && !fatal; p = p->next)
+    c->nlfx = 0;
+    for (p = batch; p && !fatal; p = p->next) {
         fatal = apply_request(c, p);
+        c->applied++;
+    }
     if (!fatal && backend_batch_count(c->wb) > 0) {
         uint8_t v[8];
         be64_put(v, (uint64_t)c->rev);
         backend_batch_put(c->wb, BE_CF_META, META_REV, strlen(META_REV), v, 8);
+        be64_put(v, (uint64_t)c->applied);
+        backend_batch_put(c->wb, BE_CF_META, META_APPLIED, strlen(META_APPLIED), v, 8);
         fatal = backend_batch_write(s->be, c->wb, s->opts.sync_writes);
     }
     backend_batch_clear(c->wb);
     if (fatal) {
         c->rev = begin;
         c->compact_main = begin_compact;
+        c->applied = begin_applied;
+        c->nlfx = 0;
         ev_clear(c);
         for (p = batch; p; p = p->next) {
             p->wait_physical = false;
@@ -1242,6 +1404,15 @@ static void process_batch(committer *c, kvstore_pending *batch, kvstore_commit_f
                 p->resp->header_revision = begin;
         }
     } else {
+        /* leases first: a grant's client may renew it as soon as it hears */
+        for (size_t i = 0; i < c->nlfx; i++) {
+            if (c->lfx[i].grant)
+                lessor_granted(s->lessor, c->lfx[i].id, c->lfx[i].ttl);
+            else
+                lessor_revoked(s->lessor, c->lfx[i].id);
+        }
+        c->nlfx = 0;
+        astore(&s->applied, c->applied);
         astore(&s->rev, c->rev);
         if (c->compact_main != begin_compact) {
             astore(&s->compact_main, c->compact_main);
@@ -1269,7 +1440,8 @@ static void process_batch(committer *c, kvstore_pending *batch, kvstore_commit_f
 static void *committer_main(void *arg)
 {
     kvstore *s = arg;
-    committer c = {.s = s, .rev = aload(&s->rev), .compact_main = aload(&s->compact_main)};
+    committer c = {.s = s, .rev = aload(&s->rev), .compact_main = aload(&s->compact_main),
+                   .applied = aload(&s->applied)};
     c.wb = backend_batch_new(s->be, true);
     if (!c.wb) {
         fprintf(stderr, "kvstore: out of memory\n");
@@ -1297,6 +1469,7 @@ static void *committer_main(void *arg)
     free(c.ev.a);
     free(c.kbuf.p);
     free(c.vbuf.p);
+    free(c.lfx);
     return NULL;
 }
 
@@ -1394,6 +1567,7 @@ void kvstore_opts_default(kvstore_opts *o)
     o->block_cache_bytes = 64u << 20;
     o->sync_writes = true;
     o->compaction_batch = 1000;
+    o->lease_min_ttl = 2;
 }
 
 static char *fmtmsg(const char *fmt, const char *dir, const char *extra)
@@ -1477,6 +1651,8 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
             o.block_cache_bytes = def.block_cache_bytes;
         if (!o.compaction_batch)
             o.compaction_batch = def.compaction_batch;
+        if (o.lease_min_ttl <= 0)
+            o.lease_min_ttl = def.lease_min_ttl;
     }
     if (stat(dir, &st) < 0) {
         if (errno != ENOENT || mkdir_p(dir) < 0 || stat(dir, &st) < 0) {
@@ -1571,12 +1747,24 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
     s->compact_main = f2 ? cm : -1;
     s->c_target = s->compact_main;
     s->c_done = f3 ? cd : -1;
+    int64_t applied = 0;
+    bool f4;
+    if (meta_get_i64(s->be, META_APPLIED, &applied, &f4)) {
+        msg = fmtmsg("data dir %s: the store's meta data is corrupt%s", dir, NULL);
+        goto err;
+    }
+    s->applied = f4 ? applied : 0;
+    s->lessor = lessor_open(s->be, s, &msg);
+    if (!s->lessor)
+        goto err;
     if (compactor_start(s) < 0)
         goto nomem;
     s->compactor_started = true;
     if (pthread_create(&s->committer, NULL, committer_main, s) != 0)
         goto nomem;
     s->committer_started = true;
+    if (lessor_start(s->lessor) < 0)
+        goto nomem;
     return s;
 nomem:
     if (!msg)
@@ -1591,6 +1779,7 @@ void kvstore_close(kvstore *s)
 {
     if (!s)
         return;
+    lessor_stop(s->lessor); /* no new expiry revokes */
     pthread_mutex_lock(&s->qmu);
     s->closing = true;
     pthread_cond_broadcast(&s->qcond);
@@ -1599,6 +1788,7 @@ void kvstore_close(kvstore *s)
         pthread_join(s->committer, NULL);
     if (s->compactor_started)
         compactor_stop(s);
+    lessor_free(s->lessor); /* after the committer: it reports revokes */
     backend_close(s->be);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcond);

@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "kv.h"
+#include "lease.h"
 
 /* Keys of the "meta" column family; values are 8-byte big-endian unless
  * said otherwise. */
@@ -25,6 +26,7 @@
 #define META_COMPACT "compact"        /* scheduled compaction revision */
 #define META_COMPACT_DONE "compact_done" /* physically finished through */
 #define META_COMPACT_CURSOR "compact_cursor" /* escaped key resumed from */
+#define META_APPLIED "applied"        /* requests applied (status raftIndex) */
 #define META_FORMAT_VALUE "kvgate1"
 
 typedef struct kvstore_pending kvstore_pending;
@@ -44,6 +46,9 @@ struct kvstore {
     /* published, atomic */
     int64_t rev;
     int64_t compact_main; /* -1: never compacted (as etcd's compactMainRev) */
+    int64_t applied;      /* requests applied (kvstore_applied_index) */
+
+    lessor *lessor;       /* lease table and expiry thread (lease.c) */
 
     pthread_mutex_t qmu;
     pthread_cond_t qcond;

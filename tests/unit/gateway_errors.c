@@ -21,7 +21,7 @@ int main(void)
             {KV_ERR_LEASE_PROVIDED, 400, 3, "etcdserver: lease is provided"},
             {KV_ERR_INVALID_SORT, 400, 3, "etcdserver: invalid sort option"},
             {KV_ERR_LEASE_NOT_FOUND, 404, 5, "etcdserver: requested lease not found"},
-            {KV_ERR_LEASE_EXISTS, 400, 9, "etcdserver: lease already exists"},
+            {KV_ERR_LEASE_EXISTS, 412, 9, "etcdserver: lease already exists"},
             {KV_ERR_LEASE_TTL_TOO_LARGE, 400, 11, "etcdserver: too large lease TTL"},
             {KV_ERR_NOSPACE, 507, 8, "etcdserver: mvcc: database space exceeded"},
             {KV_ERR_IO, 500, 13, "etcdserver: storage I/O error"},
@@ -38,7 +38,7 @@ int main(void)
         CHECK_EQ_INT(gw_http_status_from_grpc(3), 400);
         CHECK_EQ_INT(gw_http_status_from_grpc(5), 404);
         CHECK_EQ_INT(gw_http_status_from_grpc(8), 429);
-        CHECK_EQ_INT(gw_http_status_from_grpc(9), 400);
+        CHECK_EQ_INT(gw_http_status_from_grpc(9), 412);
         CHECK_EQ_INT(gw_http_status_from_grpc(11), 400);
         CHECK_EQ_INT(gw_http_status_from_grpc(14), 503);
         CHECK_EQ_INT(gw_http_status_from_grpc(2), 500);
