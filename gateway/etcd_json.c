@@ -461,13 +461,32 @@ static int dec_compare(ej_decoder *d, json_t *o, kv_compare *c)
         get_bytes(d, o, "range_end", "rangeEnd", &c->range_end))
         return -1;
     /* The target_union oneof: version, create_revision, mod_revision,
-     * value, lease. */
-    if (get_int64(d, o, "version", NULL, &c->number) ||
-        get_int64(d, o, "create_revision", "createRevision", &c->number) ||
-        get_int64(d, o, "mod_revision", "modRevision", &c->number) ||
-        get_bytes(d, o, "value", NULL, &c->value) ||
-        get_int64(d, o, "lease", NULL, &c->number))
+     * value, lease.  etcd's compareKV reads the operand only from the
+     * member that matches the target (a MOD compare given create_revision
+     * compares against 0), so only that member reaches the store. */
+    int64_t ver = 0, cre = 0, mod = 0, lease = 0;
+    kv_bytes val = {NULL, 0};
+    if (get_int64(d, o, "version", NULL, &ver) ||
+        get_int64(d, o, "create_revision", "createRevision", &cre) ||
+        get_int64(d, o, "mod_revision", "modRevision", &mod) ||
+        get_bytes(d, o, "value", NULL, &val) ||
+        get_int64(d, o, "lease", NULL, &lease)) {
+        kv_bytes_free(&val);
         return -1;
+    }
+    switch (c->target) {
+    case KV_CMP_VERSION: c->number = ver; break;
+    case KV_CMP_CREATE: c->number = cre; break;
+    case KV_CMP_MOD: c->number = mod; break;
+    case KV_CMP_LEASE: c->number = lease; break;
+    case KV_CMP_VALUE:
+        c->value = val;
+        val.data = NULL;
+        val.len = 0;
+        break;
+    default: break;
+    }
+    kv_bytes_free(&val);
     return 0;
 }
 

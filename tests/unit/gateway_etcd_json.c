@@ -334,6 +334,24 @@ int main(void)
             kv_op_free(&t.success[i]);
         free(t.success);
 
+        /* only the operand of the compare's own target counts (etcd:
+         * MOD given create_revision compares with 0) */
+        const char *c1 = "{\"compare\":[{\"key\":\"aw==\",\"target\":\"MOD\",\"create_revision\":5},"
+                         "{\"key\":\"aw==\",\"target\":\"VALUE\",\"version\":3},"
+                         "{\"key\":\"aw==\",\"target\":\"LEASE\",\"lease\":\"7\"}]}";
+        memset(&t, 0, sizeof t);
+        CHECK_EQ_INT(ej_decoder_init(&d, c1, strlen(c1)), 0);
+        CHECK_EQ_INT(ej_decode_txn(&d, &t), 0);
+        CHECK_EQ_INT(t.n_compare, 3);
+        CHECK_EQ_INT(t.compare[0].number, 0);
+        CHECK_EQ_INT(t.compare[1].value.len, 0);
+        CHECK_EQ_INT(t.compare[1].number, 0);
+        CHECK_EQ_INT(t.compare[2].number, 7);
+        ej_decoder_done(&d);
+        for (size_t i = 0; i < t.n_compare; i++)
+            kv_compare_free(&t.compare[i]);
+        free(t.compare);
+
         /* etcd: an empty RequestOp is "key not found", after earlier checks */
         const char *e1 = "{\"failure\":[{}]}";
         memset(&t, 0, sizeof t);
