@@ -1,6 +1,6 @@
 """Differential suite: every case in tests/diff/cases/*.json runs against a
-fresh kvgate and a fresh etcd 3.4; every step must get the same HTTP status
-and the same JSON (cluster_id, member_id and raft_term dropped from every
+fresh kvgate and a fresh etcd 3.4; every step must get the same HTTP status,
+the same Content-Type and the same JSON (cluster_id, member_id and raft_term dropped from every
 header), or the same text for non-JSON answers.
 
 Where etcd's answer is deliberately not reproduced (etcd crashes, or kvgate

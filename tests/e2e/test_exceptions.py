@@ -198,10 +198,10 @@ NULL_TXNS = [
 ]
 # etcd 3.4.23's answers to the {} forms (recorded; used when no etcd is installed)
 NULL_TXN_ETCD = [
-    {"status": 400, "json": {"error": "etcdserver: key not found", "message": "etcdserver: key not found", "code": 3}},
-    {"status": 400, "json": {"error": "etcdserver: key not found", "message": "etcdserver: key not found", "code": 3}},
-    {"status": 400, "json": {"error": "etcdserver: key is not provided", "message": "etcdserver: key is not provided", "code": 3}},
-    {"status": 400, "json": {"error": "etcdserver: key not found", "message": "etcdserver: key not found", "code": 3}},
+    {"status": 400, "content_type": "application/json", "json": {"error": "etcdserver: key not found", "message": "etcdserver: key not found", "code": 3}},
+    {"status": 400, "content_type": "application/json", "json": {"error": "etcdserver: key not found", "message": "etcdserver: key not found", "code": 3}},
+    {"status": 400, "content_type": "application/json", "json": {"error": "etcdserver: key is not provided", "message": "etcdserver: key is not provided", "code": 3}},
+    {"status": 400, "content_type": "application/json", "json": {"error": "etcdserver: key not found", "message": "etcdserver: key not found", "code": 3}},
 ]
 
 

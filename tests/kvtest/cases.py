@@ -15,7 +15,8 @@ for the base64 of "ab" repeated n times (big values) and {"$repeat": [x, n]}
 for a list of n copies of x.  A step without "body" sends no body.
 
 Every case runs against a fresh server; every step's answer is recorded as
-{"status": int, "json": <normalised JSON>} or {"status": int, "text": str}.
+{"status": int, "content_type": str|None, "json": <normalised JSON>} or
+{"status": int, "content_type": str|None, "text": str}.
 """
 import base64
 import glob
@@ -90,9 +91,13 @@ def same(step, a, b):
 
 
 def answer(resp):
+    """What is compared: status, Content-Type, and the JSON (normalised) or text body."""
+    out = {"status": resp.status, "content_type": resp.headers.get("content-type")}
     if resp.is_json:
-        return {"status": resp.status, "json": normalise(resp.body)}
-    return {"status": resp.status, "text": resp.raw.decode("utf-8", "replace")}
+        out["json"] = normalise(resp.body)
+    else:
+        out["text"] = resp.raw.decode("utf-8", "replace")
+    return out
 
 
 def run_case(port, case, timeout=15.0):
