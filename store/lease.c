@@ -293,7 +293,9 @@ kv_err lessor_ttl(lessor *l, int64_t id, int64_t *granted, int64_t *left)
     if (e) {
         int64_t ms = e->expiring ? 0 : e->expiry_ms - now_ms();
         *granted = e->ttl;
-        *left = ms > 0 ? ms / 1000 : 0;
+        /* etcd truncates time.Until(expiry) to seconds, and some time
+         * always passed since the grant: a fresh 60 s lease says 59 */
+        *left = ms > 0 ? (ms - 1) / 1000 : 0;
         err = KV_OK;
     }
     pthread_mutex_unlock(&l->mu);
