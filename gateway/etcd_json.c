@@ -845,6 +845,171 @@ kv_err ej_check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_txn_ops
     return check_txn(d, t, max_txn_ops);
 }
 
+/* ---- etcd's checkIntervals (v3rpc/key.go): no key written twice in one
+ * branch, nor put where the same branch deletes.  Quadratic lists: this
+ * runs only when the gateway must answer before the store would (an
+ * Authorization header), on small txns. */
+
+typedef struct ivl {
+    const kv_bytes *b, *e; /* e NULL: the point b */
+} ivl;
+
+typedef struct ivset {
+    ivl *a;
+    size_t n, cap;
+    bool oom;
+} ivset;
+
+typedef struct keyset {
+    const kv_bytes **a;
+    size_t n, cap;
+    bool oom;
+} keyset;
+
+static int bcmp_bytes(const kv_bytes *x, const kv_bytes *y)
+{
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->data, y->data, n) : 0;
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static bool bytes_eq(const kv_bytes *x, const kv_bytes *y) { return bcmp_bytes(x, y) == 0; }
+
+static void iv_add(ivset *s, const kv_bytes *b, const kv_bytes *e)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        ivl *a = realloc(s->a, cap * sizeof *a);
+        if (!a) {
+            s->oom = true;
+            return;
+        }
+        s->a = a;
+        s->cap = cap;
+    }
+    s->a[s->n].b = b;
+    s->a[s->n].e = e;
+    s->n++;
+}
+
+/* etcd's adt: a point [b] holds only b; an interval [b, e) holds
+ * b <= k < e in byte order (so [k, "\0") holds nothing, as in etcd). */
+static bool iv_hits(const ivset *s, const kv_bytes *k)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const ivl *v = &s->a[i];
+        if (!v->e ? bytes_eq(v->b, k) : bcmp_bytes(v->b, k) <= 0 && bcmp_bytes(k, v->e) < 0)
+            return true;
+    }
+    return false;
+}
+
+static bool ks_has(const keyset *s, const kv_bytes *k)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (bytes_eq(s->a[i], k))
+            return true;
+    return false;
+}
+
+static void ks_add(keyset *s, const kv_bytes *k)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        const kv_bytes **a = realloc(s->a, cap * sizeof *a);
+        if (!a) {
+            s->oom = true;
+            return;
+        }
+        s->a = a;
+        s->cap = cap;
+    }
+    s->a[s->n++] = k;
+}
+
+static kv_err intervals(const kv_op *ops, size_t n, keyset *puts, ivset *dels)
+{
+    kv_err err = KV_OK;
+    for (size_t i = 0; i < n; i++) {
+        const kv_op *op = &ops[i];
+        if (op->type == KV_OP_DELETE)
+            iv_add(dels, &op->u.del.key, op->u.del.range_end.len ? &op->u.del.range_end : NULL);
+    }
+    for (size_t i = 0; i < n && err == KV_OK; i++) {
+        const kv_op *op = &ops[i];
+        if (op->type != KV_OP_TXN || !op->u.txn)
+            continue;
+        keyset pt = {0}, pe = {0};
+        ivset dt = {0}, de = {0};
+        err = intervals(op->u.txn->success, op->u.txn->n_success, &pt, &dt);
+        if (err == KV_OK)
+            err = intervals(op->u.txn->failure, op->u.txn->n_failure, &pe, &de);
+        for (size_t k = 0; err == KV_OK && k < pt.n; k++) {
+            if (ks_has(puts, pt.a[k]) || iv_hits(dels, pt.a[k]))
+                err = KV_ERR_DUPLICATE_KEY;
+            else
+                ks_add(puts, pt.a[k]);
+        }
+        for (size_t k = 0; err == KV_OK && k < pe.n; k++) {
+            /* then/else are exclusive: a key put by both is fine */
+            if ((ks_has(puts, pe.a[k]) && !ks_has(&pt, pe.a[k])) || iv_hits(dels, pe.a[k]))
+                err = KV_ERR_DUPLICATE_KEY;
+            else
+                ks_add(puts, pe.a[k]);
+        }
+        for (size_t k = 0; k < dt.n; k++)
+            iv_add(dels, dt.a[k].b, dt.a[k].e);
+        for (size_t k = 0; k < de.n; k++)
+            iv_add(dels, de.a[k].b, de.a[k].e);
+        if (pt.oom || pe.oom || dt.oom || de.oom)
+            err = KV_ERR_NOMEM;
+        free(pt.a);
+        free(pe.a);
+        free(dt.a);
+        free(de.a);
+    }
+    for (size_t i = 0; i < n && err == KV_OK; i++) {
+        const kv_op *op = &ops[i];
+        if (op->type != KV_OP_PUT)
+            continue;
+        if (ks_has(puts, &op->u.put.key) || iv_hits(dels, &op->u.put.key))
+            err = KV_ERR_DUPLICATE_KEY;
+        else
+            ks_add(puts, &op->u.put.key);
+    }
+    if (err == KV_OK && (puts->oom || dels->oom))
+        err = KV_ERR_NOMEM;
+    return err;
+}
+
+kv_err ej_validate(const ej_decoder *d, const kv_request *req, size_t max_txn_ops)
+{
+    if (req->kind == KV_REQ_COMPACT)
+        return KV_OK;
+    const kv_op *op = &req->op;
+    switch (op->type) {
+    case KV_OP_RANGE:
+    case KV_OP_PUT:
+    case KV_OP_DELETE:
+        return check_op(d, op, max_txn_ops);
+    case KV_OP_TXN: {
+        if (!op->u.txn)
+            return KV_OK;
+        kv_err e = check_txn(d, op->u.txn, max_txn_ops);
+        for (int branch = 0; e == KV_OK && branch < 2; branch++) {
+            keyset puts = {0};
+            ivset dels = {0};
+            e = branch ? intervals(op->u.txn->failure, op->u.txn->n_failure, &puts, &dels)
+                       : intervals(op->u.txn->success, op->u.txn->n_success, &puts, &dels);
+            free(puts.a);
+            free(dels.a);
+        }
+        return e;
+    }
+    }
+    return KV_OK;
+}
+
 /* ---- protobuf sizes, for etcd's request size limit ---- */
 
 static size_t varint_len(uint64_t v)

@@ -81,6 +81,12 @@ int ej_decode_compact(ej_decoder *d, kv_compact_req *out);
  * that come first in its order).  KV_OK when d saw no empty op. */
 kv_err ej_check_txn(const ej_decoder *d, const kv_txn_req *t, size_t max_txn_ops);
 
+/* etcd's request validation in its gRPC layer (v3rpc/key.go), which runs
+ * before auth: empty keys, value/lease provided, too many ops, empty ops,
+ * duplicate keys in a txn branch.  For answers the gateway gives before
+ * the store sees the request.  d: the decoder that produced req. */
+kv_err ej_validate(const ej_decoder *d, const kv_request *req, size_t max_txn_ops);
+
 /* The size etcd's server checks against --max-request-bytes: the
  * protobuf encoding of the InternalRaftRequest carrying `req` (a put,
  * delete range, txn or compaction) with its 13-byte request header. */

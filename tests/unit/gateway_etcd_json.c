@@ -410,6 +410,39 @@ int main(void)
         req.op.u.put.value.len = 0;
         kv_bytes_free(&req.op.u.put.key);
     }
+    TEST("validation as etcd's gRPC layer (duplicate keys per branch, etcd's intervals)") {
+        struct { const char *body; kv_err want; } c[] = {
+            {"{\"success\":[{\"request_put\":{\"key\":\"YQ==\"}},{\"request_put\":{\"key\":\"YQ==\"}}]}", KV_ERR_DUPLICATE_KEY},
+            {"{\"success\":[{\"request_put\":{\"key\":\"YQ==\"}},{\"request_txn\":{\"success\":[{\"request_delete_range\":"
+             "{\"key\":\"YQ==\",\"range_end\":\"Yg==\"}}]}}]}", KV_ERR_DUPLICATE_KEY},
+            {"{\"success\":[{\"request_txn\":{\"success\":[{\"request_put\":{\"key\":\"YQ==\"}}],"
+             "\"failure\":[{\"request_put\":{\"key\":\"YQ==\"}}]}}]}", KV_OK},
+            /* [a, "\0") holds nothing in etcd's interval tree */
+            {"{\"success\":[{\"request_delete_range\":{\"key\":\"YQ==\",\"range_end\":\"AA==\"}},"
+             "{\"request_put\":{\"key\":\"Yg==\"}}]}", KV_OK},
+            {"{\"success\":[{\"request_delete_range\":{\"key\":\"YQ==\",\"range_end\":\"Yw==\"}},"
+             "{\"request_put\":{\"key\":\"Yg==\"}}]}", KV_ERR_DUPLICATE_KEY},
+            {"{\"success\":[{\"request_put\":{\"key\":\"YQ==\"}}],\"failure\":[{\"request_put\":{\"key\":\"YQ==\"}}]}", KV_OK},
+            {"{\"compare\":[{}],\"success\":[{\"request_put\":{\"key\":\"YQ==\"}},{\"request_put\":{\"key\":\"YQ==\"}}]}",
+             KV_ERR_EMPTY_KEY},
+            {"{\"success\":[{\"request_put\":{\"key\":\"YQ==\",\"ignore_lease\":true,\"lease\":1}}]}", KV_ERR_LEASE_PROVIDED},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+            ej_decoder d;
+            kv_request req;
+            memset(&req, 0, sizeof req);
+            req.kind = KV_REQ_OP;
+            req.op.type = KV_OP_TXN;
+            req.op.u.txn = calloc(1, sizeof *req.op.u.txn);
+            CHECK_EQ_INT(ej_decoder_init(&d, c[i].body, strlen(c[i].body)), 0);
+            CHECK_EQ_INT(ej_decode_txn(&d, req.op.u.txn), 0);
+            if (ej_validate(&d, &req, 128) != c[i].want)
+                fprintf(stderr, "  case %zu\n", i);
+            CHECK_EQ_INT(ej_validate(&d, &req, 128), c[i].want);
+            ej_decoder_done(&d);
+            kv_op_free(&req.op);
+        }
+    }
     TEST("decode compaction") {
         ej_decoder d;
         kv_compact_req c = {0, false};
