@@ -35,7 +35,13 @@ else if (validator.version !== "3.1") fail(`${file} is OpenAPI ${validator.versi
 
 // Every $ref must point at something (the schema check above does not
 // follow references).
-const doc = YAML.parse(text);
+let doc;
+try {
+  doc = YAML.parse(text);
+} catch (e) {
+  fail(`${file} is not YAML: ${e.message}`);
+  exit(1);
+}
 const resolve = (ref) => {
   if (!ref.startsWith("#/")) return undefined;
   let node = doc;
@@ -78,7 +84,8 @@ const collect = (node, path) => {
   if (Array.isArray(node)) node.forEach((v, i) => collect(v, `${path}/${i}`));
   else if (node && typeof node === "object") {
     for (const [k, v] of Object.entries(node)) {
-      if (k === "schema" && v && typeof v === "object") inline.push([`${path}/schema`, v]);
+      // "x-sse-data": the schema of each SSE data line (an extension).
+      if ((k === "schema" || k === "x-sse-data") && v && typeof v === "object") inline.push([`${path}/${k}`, v]);
       else collect(v, `${path}/${k}`);
     }
   }
