@@ -318,8 +318,8 @@ void kvstore_set_commit_hook(kvstore *s, kvstore_commit_fn fn, void *arg);
  * memory (TTL, expiry, an expiry heap).  An expired lease is revoked through
  * the committer (KV_REQ_LEASE_REVOKE) by the store's expiry thread, so its
  * keys' DELETE events reach watchers like any delete.  After a restart every
- * lease expires TTL seconds after the store opened (etcd refreshes leases
- * the same way on restart / leader change).  These calls may be made from
+ * lease expires TTL + 1 seconds after the store opened (etcd refreshes
+ * leases the same way when it becomes leader: TTL + election timeout).  These calls may be made from
  * any thread and never wait for the committer. */
 
 /* etcd's LeaseKeepAlive: the lease now expires TTL seconds from now; *ttl

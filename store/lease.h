@@ -16,8 +16,8 @@
  * order etcd deletes them in) and keep start-up independent of the number
  * of keys: start-up reads the 'L' entries only.
  *
- * Expiry: each lease expires at (grant, last keepalive or store open) +
- * TTL.  The expiry thread sleeps until the earliest expiry in the heap,
+ * Expiry: each lease expires at (grant or last keepalive) + TTL, or at
+ * store open + TTL + lease_promote_extend_ms.  The expiry thread sleeps until the earliest expiry in the heap,
  * pops every lease due, and submits one KV_REQ_LEASE_REVOKE per lease to
  * the committer; their deletes reach watchers through the commit hook.
  *
@@ -42,6 +42,7 @@ typedef struct lessor lessor;
 
 /* Tunables (tests shrink them). */
 extern int lease_retry_ms; /* a failed expiry revoke is retried after this */
+extern int lease_promote_extend_ms; /* added to every TTL at open (etcd: 1 s) */
 
 /* 'L' id */
 void lease_rec_key(uint8_t out[LEASE_REC_KEY_LEN], int64_t id);
