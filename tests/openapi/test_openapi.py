@@ -125,6 +125,9 @@ def check_against_spec(path, method, status, ctype, raw, headers=None, stream=Fa
 
 def validate(path, method, status, key, schema, body):
     errors = sorted(schema_validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path))
+    # For oneOf/anyOf failures, name the deepest reason, not just "not valid
+    # under any of the given schemas".
+    errors = [jsonschema.exceptions.best_match([e]) for e in errors]
     assert not errors, "%s %s %d (%s): body does not match openapi.yaml:\n%s\nbody: %s" % (
         method, path, status, key,
         "\n".join("  at /%s: %s" % ("/".join(map(str, e.absolute_path)), e.message[:300])
