@@ -559,6 +559,12 @@ static void handle_post(gw_req *r, void *ctx)
         return;
     }
     wconn *c = wc_new(wh, r);
+    if (c) { /* fixed fields first: the pump reads them once c is registered */
+        c->sse = sse;
+        c->multi = true;
+        if (sse && resume > 0)
+            c->created_id = resume - 1;
+    }
     if (!c || wc_open(c) < 0) {
         if (c)
             wc_close(c);
@@ -568,10 +574,6 @@ static void handle_post(gw_req *r, void *ctx)
         gw_reply_error(r, 500, GRPC_INTERNAL, "etcdserver: out of memory");
         return;
     }
-    c->sse = sse;
-    c->multi = true;
-    if (sse && resume > 0)
-        c->created_id = resume - 1;
     for (size_t i = 0; i < n; i++) {
         watch_create_req cr;
         switch (reqs[i].kind) {

@@ -190,8 +190,7 @@ def sc_compaction_cancel(ctx):
 
 def sc_compaction_cancel_then_more_creates(ctx):
     """etcd cancels a compacted watcher from its sync loop, so every created
-    of the body comes first.  XFAIL until store/watchable.c defers the
-    cancel (see XFAIL below)."""
+    of the body comes first."""
     for i in range(6):
         ctx.c.put("a", str(i))
     ctx.c.compact(5)
@@ -340,11 +339,7 @@ def _run(server, fn, out, i):
 
 
 # Known differences owed to another layer, with the change that fixes them.
-XFAIL = {
-    "compaction_cancel_then_more_creates":
-        "store/watchable.c watch_create cancels a compacted watcher at once; etcd does it "
-        "from the sync loop, after the rest of the body's created responses",
-}
+XFAIL = {}
 
 
 def _param(f):
