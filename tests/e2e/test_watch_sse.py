@@ -538,3 +538,69 @@ def test_sse_signal_is_not_sigpipe(kvgate):
         c.put("sp", "x" * 1000)
     assert kvgate.running()
     assert signal.SIGPIPE  # (documentation: main ignores SIGPIPE)
+
+
+@pytest.mark.timeout(60)
+def test_sse_slow_reader_compacted_then_410(kvgate):
+    """A reader that stalls while history is compacted away: it gets every
+    event up to some revision, then `event: canceled` with compact_revision
+    and the end of the stream; reconnecting with its Last-Event-ID is 410,
+    never a silent gap."""
+    import socket as _socket
+    c = kvgate.client()
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", kvgate.port))
+    sock.sendall(b"GET /v3/watch?key=slow/&prefix=true HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    val = b64("v" * 1000)
+    for t in range(40):  # 40 revisions x 100 events of ~1.4 KB: far beyond the queue bound
+        c.txn({"success": [{"request_put": {"key": b64("slow/%03d" % i), "value": val}}
+                           for i in range(100)]})
+    time.sleep(2.5)  # the stalled watcher is parked, then demoted to catching up
+    rev = c.revision()
+    c.compact(rev)
+    time.sleep(0.5)
+    # now read everything
+    sock.settimeout(1.0)
+    raw = b""
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        try:
+            d = sock.recv(1 << 20)
+        except _socket.timeout:
+            if b"event: canceled" in raw:
+                break
+            continue
+        if not d:
+            break
+        raw += d
+    sock.close()
+    body = raw.partition(b"\r\n\r\n")[2]
+    # de-chunk
+    data, rest = b"", body
+    while rest:
+        size, _, rest = rest.partition(b"\r\n")
+        try:
+            k = int(size, 16)
+        except ValueError:
+            break
+        if k == 0:
+            break
+        data += rest[:k]
+        rest = rest[k + 2:]
+    msgs, _, _ = parse_sse(data)
+    assert msgs[-1]["event"] == "canceled", [m["event"] for m in msgs][-5:]
+    assert json.loads(msgs[-1]["data"])["compact_revision"] == str(rev)
+    last = msgs[-1]["last_id"]
+    revs = [e[3] for e in events_of(msgs)]
+    assert revs and revs == sorted(revs)
+    per_rev = {}
+    for r in revs:
+        per_rev[r] = per_rev.get(r, 0) + 1
+    assert set(per_rev.values()) == {100}, "a revision was split or repeated"
+    assert list(per_rev) == list(range(revs[0], revs[-1] + 1)), "a revision is missing"
+    assert int(last) == revs[-1] < rev  # it had not seen everything
+    with sse_get(kvgate.port, "key=slow/&prefix=true", {"Last-Event-ID": last}) as s:
+        assert s.status == 410
+        assert s.body_json()["compact_revision"] == str(rev)
