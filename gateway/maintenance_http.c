@@ -70,8 +70,11 @@ static void put_str_field(gwbuf *b, const char *name, const char *v)
     buf_put_json_str(b, v, strlen(v));
 }
 
+/* proto3 JSON: a zero is omitted. */
 static void put_u64_str(gwbuf *b, const char *name, uint64_t v)
 {
+    if (!v)
+        return;
     buf_puts(b, ",\"");
     buf_puts(b, name);
     buf_puts(b, "\":\"");
@@ -108,7 +111,8 @@ static void h_status(gw_req *r, void *ctx)
     maint_http *mh = ctx;
     if (check_body(r) != 0)
         return;
-    int64_t applied = kvstore_applied_index(mh->store);
+    /* + 1: etcd's log is never empty (its first entries start the member) */
+    int64_t applied = kvstore_applied_index(mh->store) + 1;
     gwbuf b = GWBUF_INIT;
     buf_putc(&b, '{');
     ej_put_header(&b, mh->header, kvstore_rev(mh->store));

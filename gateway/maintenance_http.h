@@ -5,8 +5,9 @@
  *
  *   POST .../maintenance/status   {"header","version":"3.4.23","dbSize",
  *        "leader","raftIndex","raftTerm","raftAppliedIndex","dbSizeInUse"}
- *        leader = this member's id; raftIndex = raftAppliedIndex = requests
- *        applied by the store's committer (kvgate has no raft log).
+ *        leader = this member's id; raftIndex = raftAppliedIndex = 1 +
+ *        requests applied by the store's committer (kvgate has no raft log;
+ *        etcd's is never empty).  Zero values omitted, as etcd's JSON.
  *   POST .../cluster/member/list  {"header" (no revision),"members":[{"ID",
  *        "name","peerURLs","clientURLs"}]}
  *   POST .../maintenance/hash     {"header","hash":<uint32 number>}: CRC-32C
