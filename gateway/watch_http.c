@@ -53,7 +53,7 @@
 
 /* Tunables that are not options. */
 static const size_t wh_buf_keep = 8 * 1024;  /* idle streams keep buffers up to this */
-static const unsigned wh_tick_ms = 250;       /* heartbeat / idle scan period (max) */
+static const unsigned wh_tick_ms = 1000;      /* heartbeat / idle scan period (max) */
 
 void watch_http_opts_default(watch_http_opts *o)
 {
@@ -311,9 +311,11 @@ static int encode_response(wconn *c, const watch_response *resp)
     }
     wj_put_response(&c->scratch, &wh->hdr, resp, c->text);
     if (resp->created && !resp->canceled) {
+        /* progress_rev of a created response: the revision the watch
+         * continues after (start - 1, or the current one) */
         int64_t id = c->snap == SNAP_WAIT_CREATED ? -1
                    : c->created_id >= 0 ? c->created_id
-                   : resp->header_rev;
+                   : resp->progress_rev > 0 ? resp->progress_rev : resp->header_rev;
         if (c->snap == SNAP_WAIT_CREATED)
             c->snap = SNAP_PAGING;
         return emit_sse(c, "created", id);
