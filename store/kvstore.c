@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "gosort.h"
 #include "key_index.h"
 #include "kv_record.h"
 #include "kvstore_int.h"
@@ -240,26 +241,41 @@ static int cmp_i64(int64_t a, int64_t b)
     return a < b ? -1 : a > b;
 }
 
-/* Sort by target, ties in key order (what etcd's sort gives for the result
- * sizes it is used with: its input is in key order). */
-static int sort_cmp(const void *pa, const void *pb, void *arg)
+/* etcd 3.4's kvSortBy{Key,Version,Create,Mod,Value}: Less compares the
+ * target field only, and sort.Sort (unstable) decides where ties go, so the
+ * sort itself is Go's, replayed by gosort.c.  sort.Reverse(x).Less(i, j) is
+ * x.Less(j, i). */
+typedef struct kv_sorter {
+    kv_keyvalue *kvs;
+    int target;      /* kv_sort_target */
+    bool descending; /* etcd wraps the sorter in sort.Reverse */
+} kv_sorter;
+
+static bool kv_sort_less(void *arg, long i, long j)
 {
-    const kv_keyvalue *a = pa, *b = pb;
-    const int *how = arg; /* [target, descending] */
-    int c = 0;
-    switch (how[0]) {
-    case KV_SORT_KEY: c = 0; break;
-    case KV_SORT_VERSION: c = cmp_i64(a->version, b->version); break;
-    case KV_SORT_CREATE: c = cmp_i64(a->create_revision, b->create_revision); break;
-    case KV_SORT_MOD: c = cmp_i64(a->mod_revision, b->mod_revision); break;
-    case KV_SORT_VALUE: c = bytes_cmp(a->value.data, a->value.len, b->value.data, b->value.len); break;
+    const kv_sorter *so = arg;
+    if (so->descending) {
+        long t = i;
+        i = j;
+        j = t;
     }
-    if (how[1])
-        c = -c;
-    if (c)
-        return c;
-    c = bytes_cmp(a->key.data, a->key.len, b->key.data, b->key.len);
-    return how[0] == KV_SORT_KEY && how[1] ? -c : c;
+    const kv_keyvalue *a = &so->kvs[i], *b = &so->kvs[j];
+    switch (so->target) {
+    case KV_SORT_KEY: return bytes_cmp(a->key.data, a->key.len, b->key.data, b->key.len) < 0;
+    case KV_SORT_VERSION: return a->version < b->version;
+    case KV_SORT_CREATE: return a->create_revision < b->create_revision;
+    case KV_SORT_MOD: return a->mod_revision < b->mod_revision;
+    case KV_SORT_VALUE:
+        return bytes_cmp(a->value.data, a->value.len, b->value.data, b->value.len) < 0;
+    }
+    return false;
+}
+
+static void kv_sort_swap(void *arg, long i, long j)
+{
+    kv_keyvalue *kvs = ((kv_sorter *)arg)->kvs, t = kvs[i];
+    kvs[i] = kvs[j];
+    kvs[j] = t;
 }
 
 static void prune(kvvec *v, int which, int64_t lim)
@@ -310,8 +326,11 @@ static kv_err view_range(view *v, const kv_range_req *r, int64_t cur, int64_t co
     if (r->sort_order != KV_SORT_NONE || r->min_mod_revision || r->max_mod_revision ||
         r->min_create_revision || r->max_create_revision)
         limit = 0;
+    /* One extra for "more".  etcd's limit+1 wraps negative at INT64_MAX and
+     * its mvcc reads a limit <= 0 as "all"; a negative client limit is "all"
+     * too (and never truncates below). */
     if (limit > 0)
-        limit++;
+        limit = limit < INT64_MAX ? limit + 1 : 0;
     range_ctx rc = {.v = v, .limit = limit, .count_only = r->count_only,
                     .with_value = !r->keys_only || r->sort_target == KV_SORT_VALUE};
     backend_iter *it = backend_iter_new(v->s->be, v->wb, BE_CF_INDEX);
@@ -335,10 +354,9 @@ static kv_err view_range(view *v, const kv_range_req *r, int64_t cur, int64_t co
     int order = r->sort_order;
     if (r->sort_target != KV_SORT_KEY && order == KV_SORT_NONE)
         order = KV_SORT_ASCEND;
-    if ((order == KV_SORT_ASCEND || order == KV_SORT_DESCEND) && rc.kvs.n > 1 &&
-        !(r->sort_target == KV_SORT_KEY && order == KV_SORT_ASCEND)) {
-        int how[2] = {r->sort_target, order == KV_SORT_DESCEND};
-        qsort_r(rc.kvs.a, rc.kvs.n, sizeof *rc.kvs.a, sort_cmp, how);
+    if (order == KV_SORT_ASCEND || order == KV_SORT_DESCEND) {
+        kv_sorter so = {rc.kvs.a, r->sort_target, order == KV_SORT_DESCEND};
+        gosort_sort((long)rc.kvs.n, kv_sort_less, kv_sort_swap, &so);
     }
     if (r->limit > 0 && (int64_t)rc.kvs.n > r->limit) {
         for (size_t i = (size_t)r->limit; i < rc.kvs.n; i++)
