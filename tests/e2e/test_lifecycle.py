@@ -1,6 +1,8 @@
 """Process life: SIGTERM exits 0 after finishing requests in flight; a
 restart (after SIGTERM or kill -9) keeps data, revision and compaction
 point; many concurrent writers get consecutive revisions with no holes."""
+import base64
+import os
 import http.client
 import json
 import signal
@@ -10,7 +12,7 @@ import time
 
 import pytest
 
-from kvtest import b64, normalise
+from kvtest import b64, normalise, mktemp
 from kvtest.rawhttp import request_head, read_response
 
 
@@ -56,67 +58,73 @@ def test_sigterm_finishes_a_request_in_flight(kvgate):
     assert kv["mod_revision"] == rev and kv["value"] == b64("v" * 1000)
 
 
-@pytest.mark.timeout(90)
-def test_sigterm_under_load_keeps_every_acknowledged_write(kvgate):
-    """8 keep-alive clients put distinct keys as fast as they can; SIGTERM
-    in the middle.  Exit 0; after a restart every acknowledged put is there
-    with its revision, and the revisions 2..current are exactly the keys
-    present (no holes, no half-applied requests)."""
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("disk", [False, True], ids=["tmpfs", "disk"])
+def test_sigterm_under_load_keeps_every_acknowledged_write(kvgate_factory, disk):
+    """16 keep-alive clients put distinct keys as fast as they can; SIGTERM
+    in the middle (3 rounds on the same data dir).  Exit 0 every time; after
+    each restart every acknowledged put is there with its revision, and the
+    revisions 2..current are exactly the keys present (no holes, no
+    half-applied requests).  On disk, fsync is slow, so requests wait for
+    their commit (suspended connections) when SIGTERM comes."""
+    kvgate = kvgate_factory(data_dir=os.path.join(mktemp("kvtest-disk-", disk=True), "data") if disk else None)
     acked = {}
     bad = []
     lock = threading.Lock()
-    stop = threading.Event()
+    for rnd in range(3):
+        stop = threading.Event()
 
-    def writer(t):
-        conn = http.client.HTTPConnection("127.0.0.1", kvgate.port, timeout=10)
-        i = 0
-        while not stop.is_set():
-            key = "w%02d-%05d" % (t, i)
-            i += 1
-            try:
-                conn.request("POST", "/v3/kv/put", json.dumps({"key": b64(key), "value": b64(key)}),
-                             {"Content-Type": "application/json"})
-                r = conn.getresponse()
-                data = r.read()
-            except (OSError, http.client.HTTPException):
-                return  # the server went away: this put is unacknowledged
-            if r.status == 200:
-                with lock:
-                    acked[key] = int(json.loads(data)["header"]["revision"])
-            else:
-                if r.status != 503:  # 503 UNAVAILABLE: shutting down
+        def writer(t):
+            conn = http.client.HTTPConnection("127.0.0.1", kvgate.port, timeout=10)
+            i = 0
+            while not stop.is_set():
+                key = "r%d/w%02d-%05d" % (rnd, t, i)
+                i += 1
+                try:
+                    conn.request("POST", "/v3/kv/put", json.dumps({"key": b64(key), "value": b64(key)}),
+                                 {"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    data = r.read()
+                except (OSError, http.client.HTTPException):
+                    return  # the server went away: this put is unacknowledged
+                if r.status == 200:
                     with lock:
-                        bad.append((key, r.status, data[:300]))
-                return
-    ts = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
-    for t in ts:
-        t.start()
-    time.sleep(1.0)
-    with lock:
-        n_before = len(acked)
-    kvgate.proc.send_signal(signal.SIGTERM)
-    try:
-        kvgate.proc.wait(20)
-    finally:
-        stop.set()
+                        acked[key] = int(json.loads(data)["header"]["revision"])
+                else:
+                    if r.status != 503:  # 503 UNAVAILABLE: shutting down
+                        with lock:
+                            bad.append((key, r.status, data[:300]))
+                    return
+        ts = [threading.Thread(target=writer, args=(t,)) for t in range(16)]
+        n0 = len(acked)
         for t in ts:
-            t.join(20)
-    assert n_before > 20, "too few writes before SIGTERM (%d) to test anything" % n_before
-    assert not bad, "answers other than 200/503 during shutdown: %r" % bad
-    assert kvgate.proc.returncode == 0, kvgate.stderr()[-1000:]
-    kvgate.stop()
-    kvgate.start()
-    c = kvgate.client()
-    kvs = c.range("\0", "\0")
-    present = {__import__("base64").b64decode(kv["key"]).decode(): kv for kv in kvs.get("kvs", [])}
-    for key, rev in acked.items():
-        assert key in present, "acknowledged put %s (rev %d) lost" % (key, rev)
-        assert int(present[key]["mod_revision"]) == rev, (key, rev, present[key])
-    cur = int(kvs["header"]["revision"])
-    revs = sorted(int(kv["mod_revision"]) for kv in present.values())
-    assert revs == list(range(2, cur + 1)), "revisions are not 2..%d without holes" % cur
-    for key, kv in present.items():
-        assert kv["value"] == b64(key), "half-written put %s" % key
+            t.start()
+        time.sleep(0.7)
+        n_before = len(acked) - n0
+        kvgate.proc.send_signal(signal.SIGTERM)
+        try:
+            kvgate.proc.wait(20)
+        finally:
+            stop.set()
+            for t in ts:
+                t.join(20)
+        assert n_before > 20, "too few writes before SIGTERM (%d) to test anything" % n_before
+        assert not bad, "answers other than 200/503 during shutdown: %r" % bad
+        assert kvgate.proc.returncode == 0, "round %d: exit %s after SIGTERM under load: %s" % (
+            rnd, kvgate.proc.returncode, kvgate.stderr()[-1000:])
+        kvgate.stop()
+        kvgate.start()
+        c = kvgate.client()
+        kvs = c.range("\0", "\0")
+        present = {base64.b64decode(kv["key"]).decode(): kv for kv in kvs.get("kvs", [])}
+        for key, rev in acked.items():
+            assert key in present, "acknowledged put %s (rev %d) lost" % (key, rev)
+            assert int(present[key]["mod_revision"]) == rev, (key, rev, present[key])
+        cur = int(kvs["header"]["revision"])
+        revs = sorted(int(kv["mod_revision"]) for kv in present.values())
+        assert revs == list(range(2, cur + 1)), "revisions are not 2..%d without holes" % cur
+        for key, kv in present.items():
+            assert kv["value"] == b64(key), "half-written put %s" % key
 
 
 @pytest.mark.timeout(90)

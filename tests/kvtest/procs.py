@@ -50,9 +50,10 @@ def free_port():
 _TMPS = []
 
 
-def mktemp(prefix):
-    """A new temp dir, removed by kill_all_servers() at session end."""
-    d = tempfile.mkdtemp(prefix=prefix, dir=_TMP_BASE)
+def mktemp(prefix, disk=False):
+    """A new temp dir, removed by kill_all_servers() at session end.
+    disk=True: on the real file system (/tmp), where fsync takes time."""
+    d = tempfile.mkdtemp(prefix=prefix, dir=None if disk else _TMP_BASE)
     _TMPS.append(d)
     return d
 
