@@ -195,6 +195,8 @@ typedef struct kv_compact_req {
 typedef struct kv_lease_req {
     int64_t id;  /* grant: 0 = pick a free positive id */
     int64_t ttl; /* grant: seconds; below opts.lease_min_ttl is raised to it */
+    bool expired; /* revoke by the store's expiry thread: applied only if the
+                     lease is still the one that expired (not re-granted) */
 } kv_lease_req;
 
 typedef struct kv_lease_resp {

@@ -1211,7 +1211,16 @@ static kv_err apply_lease_revoke(committer *c, const kv_lease_req *lr, kv_respon
 {
     wtxn t = {.c = c, .v = {c->s, c->wb}, .begin = c->rev};
     int64_t id = lr->id;
-    if (!lease_exists(&t.v, id)) {
+    bool stale = false;
+    if (lr->expired) {
+        /* revoked and granted again since it expired: not ours to revoke */
+        for (size_t i = 0; i < c->nlfx; i++)
+            if (c->lfx[i].grant && c->lfx[i].id == id)
+                stale = true;
+        if (!stale && !lessor_is_expiring(c->s->lessor, id))
+            stale = true;
+    }
+    if (stale || !lease_exists(&t.v, id)) {
         resp->err = KV_ERR_LEASE_NOT_FOUND;
         return KV_OK;
     }

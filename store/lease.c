@@ -183,6 +183,7 @@ static void submit_revoke(lessor *l, int64_t id)
     }
     req->kind = KV_REQ_LEASE_REVOKE;
     req->lease.id = id;
+    req->lease.expired = true;
     rc->l = l;
     rc->id = id;
     kvstore_submit(l->s, req, expiry_revoke_done, rc);
@@ -287,6 +288,15 @@ kv_err lessor_renew(lessor *l, int64_t id, int64_t *ttl)
     }
     pthread_mutex_unlock(&l->mu);
     return err;
+}
+
+bool lessor_is_expiring(lessor *l, int64_t id)
+{
+    pthread_mutex_lock(&l->mu);
+    lease_entry *e = lease_table_get(&l->t, id);
+    bool r = e && e->expiring;
+    pthread_mutex_unlock(&l->mu);
+    return r;
 }
 
 kv_err lessor_ttl(lessor *l, int64_t id, int64_t *granted, int64_t *left)

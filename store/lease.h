@@ -65,6 +65,8 @@ void lessor_revoked(lessor *l, int64_t id);
 int64_t lessor_next_id(lessor *l);
 
 kv_err lessor_renew(lessor *l, int64_t id, int64_t *ttl);
+/* Is `id` in the table and past its expiry (its revoke under way)? */
+bool lessor_is_expiring(lessor *l, int64_t id);
 /* Granted TTL and seconds left; KV_ERR_LEASE_NOT_FOUND if absent. */
 kv_err lessor_ttl(lessor *l, int64_t id, int64_t *granted, int64_t *left);
 kv_err lessor_list(lessor *l, int64_t **ids, size_t *n);

@@ -292,6 +292,20 @@ int main(void)
         CHECK(li.n_keys == 0 && li.keys == NULL);
     }
 
+    TEST("an expiry revoke for a lease granted again is dropped") {
+        CHECK_EQ_INT(grant(s, 550, 60, NULL), 550);
+        CHECK(put_lease(s, "st", "1", 550) > 0);
+        kv_request *q = calloc(1, sizeof *q);
+        q->kind = KV_REQ_LEASE_REVOKE;
+        q->lease.id = 550;
+        q->lease.expired = true; /* as if 550 had expired, then come back */
+        kv_response *r = kvstore_do(s, q);
+        CHECK_EQ_INT(r->err, KV_ERR_LEASE_NOT_FOUND);
+        kv_response_free(r);
+        CHECK_EQ_INT(lease_of(s, "st"), 550);
+        CHECK_EQ_INT(lrevoke(s, 550) > 0, 1);
+    }
+
     TEST("a failed batch grants nothing and attaches nothing") {
         backend_fail_writes = 1;
         CHECK_EQ_INT(grant(s, 600, 60, NULL), -KV_ERR_IO);
