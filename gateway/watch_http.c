@@ -78,7 +78,7 @@ struct watch_http {
     wconn *conns;        /* registry, doubly linked */
     wconn *pending;      /* connections to resume, singly linked */
     bool stop_pump;
-    bool ending;         /* server shutting down */
+    atomic_bool ending;  /* server shutting down (set under mu, read anywhere) */
     pthread_t pump;
     atomic_uint n_streams;
 };
@@ -266,7 +266,7 @@ static void on_shutdown(void *arg)
 {
     watch_http *wh = arg;
     pthread_mutex_lock(&wh->mu);
-    wh->ending = true;
+    atomic_store(&wh->ending, true);
     for (wconn *c = wh->conns; c; c = c->next) {
         atomic_store(&c->ending, true);
         gw_stream_wake(c->r);
@@ -479,7 +479,7 @@ static bool wants_sse(gw_req *r)
 /* Takes a stream slot; false (and a 429 / 503 reply) when none is left. */
 static bool take_slot(watch_http *wh, gw_req *r)
 {
-    if (wh->ending) {
+    if (atomic_load(&wh->ending)) {
         gw_reply_error(r, 503, GRPC_UNAVAILABLE, "etcdserver: server stopped");
         return false;
     }
@@ -721,6 +721,7 @@ watch_http *watch_http_new(kvstore *store, watchable *ws, const ej_header *h,
     else
         watch_http_opts_default(&wh->o);
     atomic_init(&wh->n_streams, 0);
+    atomic_init(&wh->ending, false);
     pthread_mutex_init(&wh->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
