@@ -1,7 +1,10 @@
 """Crash test: kill -9 under concurrent writes, restart, check the history.
 
 Writers (one keep-alive connection per thread) do puts of fresh keys, txns
-putting two fresh keys, and deletes of keys they know exist.  Every
+putting two fresh keys, deletes of keys they know exist, and writes that
+change nothing (a delete of an empty range, a txn whose compare fails):
+those must answer without a new revision.  Per connection, answered
+revisions never go back.  Every
 operation is either acknowledged (200 with its revision) or pending (the
 connection died: it may or may not have been applied).  After each kill -9
 and restart on the same data dir and port:
@@ -26,13 +29,16 @@ protocol, not the disk's.
 import base64
 import http.client
 import json
+import os
 import random
 import threading
 import time
 
 import pytest
 
-ROUNDS = 4
+from kvtest import mktemp
+
+ROUNDS = 3
 THREADS = 12
 
 
@@ -55,13 +61,24 @@ def writer(port, tid, rnd, hist, stop, errors):
     rng = random.Random(rnd * 1000 + tid)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     i = 0
+    last_rev = 0
     mine = hist.live.setdefault(tid, [])
     try:
         while not stop.is_set():
             i += 1
             base = "r%d/t%02d/%05d" % (rnd, tid, i)
             roll = rng.random()
-            if roll < 0.15 and len(mine) > 3:
+            if roll < 0.05:
+                # a write that changes nothing: no revision
+                nx = "nx/" + base
+                op = {"kind": "noop", "keys": [nx], "status": "pending"}
+                if rng.random() < 0.5:
+                    path, body = "/v3/kv/deleterange", {"key": b64(nx), "range_end": b64(nx + "/z")}
+                else:
+                    path, body = "/v3/kv/txn", {
+                        "compare": [{"key": b64(nx), "target": "VERSION", "result": "GREATER", "version": "0"}],
+                        "success": [{"request_put": {"key": b64(nx), "value": b64("never")}}]}
+            elif roll < 0.18 and len(mine) > 3:
                 key = mine.pop(rng.randrange(len(mine)))
                 op = {"kind": "delete", "keys": [key], "status": "pending"}
                 path, body = "/v3/kv/deleterange", {"key": b64(key), "prev_kv": True}
@@ -86,7 +103,16 @@ def writer(port, tid, rnd, hist, stop, errors):
             ans = json.loads(data)
             op["rev"] = int(ans["header"]["revision"])
             op["status"] = "acked"
-            if op["kind"] == "delete":
+            # per connection, revisions never go back; a write gets a new one
+            if op["rev"] < last_rev or (op["kind"] != "noop" and op["rev"] == last_rev):
+                errors.append("thread %d: %s got revision %d after %d" % (tid, op["kind"], op["rev"], last_rev))
+                return
+            last_rev = op["rev"]
+            if op["kind"] == "noop":
+                if ans.get("deleted", "0") != "0" or ans.get("succeeded") or ans.get("responses"):
+                    errors.append("no-op %s answered %r" % (op["keys"][0], ans))
+                    return
+            elif op["kind"] == "delete":
                 if ans.get("deleted") != "1":
                     errors.append("delete of live key %s answered %r" % (op["keys"][0], ans))
                     return
@@ -130,6 +156,8 @@ def verify(k, hist):
 
     deleted_at = {}  # key -> delete revision (acked or found)
     for op in hist.ops:
+        if op["kind"] == "noop" and op["status"] == "acked" and op["rev"] > cur:
+            problems.append("no-op answered with revision %d > current %d" % (op["rev"], cur))
         if op["kind"] != "delete":
             continue
         key = op["keys"][0]
@@ -142,7 +170,7 @@ def verify(k, hist):
                 # applied: find the revision where it disappeared (binary search)
                 put_rev = None
                 for o in hist.ops:
-                    if o["kind"] != "delete" and key in o["keys"] and o["status"] in ("acked", "applied"):
+                    if o["kind"] in ("put", "txn") and key in o["keys"] and o["status"] in ("acked", "applied"):
                         put_rev = o["rev"]
                 lo, hi = put_rev, cur  # present at lo, absent at hi
                 while hi - lo > 1:
@@ -166,7 +194,7 @@ def verify(k, hist):
 
     sample = []
     for op in hist.ops:
-        if op["kind"] == "delete":
+        if op["kind"] in ("delete", "noop"):
             continue
         written.update(op["keys"])
         found = [present.get(key) for key in op["keys"]]
@@ -223,7 +251,11 @@ def verify(k, hist):
 
 
 @pytest.mark.timeout(240)
-def test_kill9_under_concurrent_writes(kvgate):
+@pytest.mark.parametrize("disk", [False, True], ids=["tmpfs", "disk"])
+def test_kill9_under_concurrent_writes(kvgate_factory, disk):
+    """tmpfs: fast commits, many small batches; disk: slow fsync, so the
+    committer groups many requests per batch when the kill comes."""
+    kvgate = kvgate_factory(data_dir=os.path.join(mktemp("kvtest-disk-", disk=True), "data") if disk else None)
     hist = History()
     errors = []
     total_acked = 0
@@ -233,7 +265,7 @@ def test_kill9_under_concurrent_writes(kvgate):
               for t in range(THREADS)]
         for t in ts:
             t.start()
-        time.sleep(random.uniform(0.8, 1.6))
+        time.sleep(random.uniform(0.6, 1.4))
         kvgate.kill()
         stop.set()
         for t in ts:
