@@ -23,11 +23,13 @@
  *       a side shorter than length/8 marks the partition unbalanced.
  *
  * Every comparison and swap below happens in the same order as in Go, so
- * equal elements end where Go leaves them.  Keep it that way: "tidying" a
- * loop bound (e.g. partialInsertionSort's leftward shift runs down to index
- * 1, not to a+1, exactly as Go 1.19 does) changes tie orders.  Arithmetic
- * is on long (Go's int on 64-bit); the xorshift state and modulus are
- * unsigned 64-bit like Go's uint64/uint.
+ * equal elements end where Go leaves them.  Keep it that way: a different
+ * threshold, pivot sample or xorshift shift changes tie orders (the unit
+ * test's etcd goldens catch those).  Go's loop bounds are kept even where
+ * they look odd (partialInsertionSort's leftward shift runs down to index 1,
+ * not a+1; harmless, since nothing left of a is greater).  Arithmetic is on
+ * long (Go's int on 64-bit); the xorshift state and modulus are unsigned
+ * 64-bit like Go's uint64/uint.
  */
 #include "gosort.h"
 
