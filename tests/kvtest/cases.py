@@ -9,7 +9,8 @@ case is {"name", "doc", "steps": [step, ...]} and a step is
 A case may carry "xfail": "reason" for a documented missing feature
 (strict: once it passes, the mark must go).
 A body given as a JSON string is sent byte for byte (malformed input); an
-object is JSON-encoded.  Inside objects, {"$b": "text"} stands for the
+object is JSON-encoded; "raw_b64" instead of "body" sends arbitrary bytes
+(invalid UTF-8, NUL).  Inside objects, {"$b": "text"} stands for the
 base64 of the UTF-8 text (so cases stay readable), {"$brep": ["ab", n]}
 for the base64 of "ab" repeated n times (big values) and {"$repeat": [x, n]}
 for a list of n copies of x.  A step without "body" sends no body.
@@ -61,7 +62,7 @@ def load_cases():
             assert case["steps"], name
             for st in case["steps"]:
                 assert st["path"].startswith("/"), (name, st)
-                assert set(st) <= {"path", "body", "method", "headers", "note", "compare"}, (name, st)
+                assert set(st) <= {"path", "body", "raw_b64", "method", "headers", "note", "compare"}, (name, st)
                 assert st.get("compare", "all") in ("all", "status"), (name, st)
             out.append((group, case))
     return out
@@ -71,7 +72,9 @@ def step_request(step):
     """(method, path, body-bytes-or-None, headers) for one step."""
     method = step.get("method", "POST")
     body = step.get("body", None)
-    if body is None and "body" not in step:
+    if "raw_b64" in step:
+        data = base64.b64decode(step["raw_b64"])
+    elif body is None and "body" not in step:
         data = None
     elif isinstance(body, str):
         data = body.encode("utf-8")
