@@ -125,3 +125,29 @@ def test_data_dir_in_use(kvgate, kvgate_binary):
     assert c.range("a")["kvs"][0]["mod_revision"] == "2"
     assert c.put("b", "2")["header"]["revision"] == "3"
     assert kvgate.running()
+
+
+def test_corrupt_data_dir(kvgate_factory, kvgate_binary):
+    k = kvgate_factory()
+    k.client().put("a", "1")
+    assert k.stop() == 0
+    names = os.listdir(k.data_dir)
+    current = [os.path.join(root, f) for root, _, files in os.walk(k.data_dir) for f in files if f == "CURRENT"]
+    assert current, "no RocksDB CURRENT file in %s: %r" % (k.data_dir, names)
+    for p in current:
+        with open(p, "w") as fh:
+            fh.write("garbage-manifest-name\n")
+    rc, out, err = run(kvgate_binary, ["--listen", "127.0.0.1:%d" % free_port(), "--data-dir", k.data_dir])
+    one_line_error(rc, out, err)
+
+
+def test_max_txn_ops_flag(kvgate_factory):
+    from kvtest import b64
+    k = kvgate_factory(extra_args=["--max-txn-ops", "4"])
+    c = k.client()
+    ops = [{"request_put": {"key": b64("k%d" % i), "value": b64("v")}} for i in range(5)]
+    r = c.post("/v3/kv/txn", {"success": ops})
+    assert r.status == 400 and r.json()["error"] == "etcdserver: too many operations in txn request", r
+    r = c.post("/v3/kv/txn", {"success": ops[:4]})
+    assert r.status == 200, r
+    assert c.revision() == 2
