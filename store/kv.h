@@ -310,7 +310,12 @@ kv_response *kvstore_do(kvstore *s, kv_request *req);
  * the batch is durable and kvstore_rev() already returns `rev_to`, before the
  * completion callbacks run.  `evs` (borrowed, valid only during the call)
  * are the batch's events in revision order, covering revisions
- * (rev_from, rev_to].  Must not block for long. */
+ * (rev_from, rev_to].  Must not block for long.
+ * kvstore_set_commit_hook installs fn (NULL: none) and returns only once no
+ * call to the previous hook is running; the previous hook is never called
+ * after it returns, so its caller may free the old arg.  It waits for the
+ * hook: do not call it holding a lock the hook takes.  Called from inside
+ * the hook it swaps without waiting. */
 typedef void (*kvstore_commit_fn)(void *arg, int64_t rev_to, const kv_event *evs,
                                   size_t n);
 void kvstore_set_commit_hook(kvstore *s, kvstore_commit_fn fn, void *arg);

@@ -1393,8 +1393,26 @@ static void fail_response(kv_response *resp, kv_err err, int64_t rev)
     resp->header_revision = rev;
 }
 
-static void process_batch(committer *c, kvstore_pending *batch, kvstore_commit_fn hook,
-                          void *hook_arg)
+/* Calls the commit hook installed now (not when the batch was taken: a
+ * swap that returned must not see the old hook called afterwards), marked
+ * busy so kvstore_set_commit_hook can wait for the call to end. */
+static void call_commit_hook(kvstore *s, int64_t rev, const kv_event *evs, size_t n)
+{
+    pthread_mutex_lock(&s->qmu);
+    kvstore_commit_fn hook = s->hook;
+    void *hook_arg = s->hook_arg;
+    s->hook_busy = hook != NULL;
+    pthread_mutex_unlock(&s->qmu);
+    if (!hook)
+        return;
+    hook(hook_arg, rev, evs, n);
+    pthread_mutex_lock(&s->qmu);
+    s->hook_busy = false;
+    pthread_cond_broadcast(&s->hook_cond);
+    pthread_mutex_unlock(&s->qmu);
+}
+
+static void process_batch(committer *c, kvstore_pending *batch)
 {
     kvstore *s = c->s;
     int64_t begin = c->rev, begin_compact = c->compact_main, begin_applied = c->applied;
@@ -1445,8 +1463,8 @@ static void process_batch(committer *c, kvstore_pending *batch, kvstore_commit_f
             astore(&s->compact_main, c->compact_main);
             compactor_schedule(s, c->compact_main);
         }
-        if (hook && c->ev.n)
-            hook(hook_arg, c->rev, c->ev.a, c->ev.n);
+        if (c->ev.n)
+            call_commit_hook(s, c->rev, c->ev.a, c->ev.n);
         ev_clear(c);
     }
     while (batch) {
@@ -1480,8 +1498,6 @@ static void *committer_main(void *arg)
             pthread_cond_wait(&s->qcond, &s->qmu);
         kvstore_pending *batch = s->qhead;
         s->qhead = s->qtail = NULL;
-        kvstore_commit_fn hook = s->hook;
-        void *hook_arg = s->hook_arg;
         bool closing = s->closing;
         pthread_mutex_unlock(&s->qmu);
         if (!batch) {
@@ -1489,7 +1505,7 @@ static void *committer_main(void *arg)
                 break;
             continue;
         }
-        process_batch(&c, batch, hook, hook_arg);
+        process_batch(&c, batch);
     }
     backend_batch_free(c.wb);
     ev_clear(&c);
@@ -1563,9 +1579,14 @@ kv_response *kvstore_do(kvstore *s, kv_request *req)
 
 void kvstore_set_commit_hook(kvstore *s, kvstore_commit_fn fn, void *arg)
 {
+    /* from inside the hook (the committer thread) the running call is the
+     * caller's own: waiting for it would never end */
+    bool own = s->committer_started && pthread_equal(pthread_self(), s->committer);
     pthread_mutex_lock(&s->qmu);
     s->hook = fn;
     s->hook_arg = arg;
+    while (s->hook_busy && !own)
+        pthread_cond_wait(&s->hook_cond, &s->qmu);
     pthread_mutex_unlock(&s->qmu);
 }
 
@@ -1718,6 +1739,7 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
     s->opts = o;
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcond, NULL);
+    pthread_cond_init(&s->hook_cond, NULL);
     pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->ccond, NULL);
     backend_opts bo = {.block_cache_bytes = o.block_cache_bytes, .create = empty == 1};
@@ -1819,6 +1841,7 @@ void kvstore_close(kvstore *s)
     backend_close(s->be);
     pthread_mutex_destroy(&s->qmu);
     pthread_cond_destroy(&s->qcond);
+    pthread_cond_destroy(&s->hook_cond);
     pthread_mutex_destroy(&s->cmu);
     pthread_cond_destroy(&s->ccond);
     free(s);

@@ -4,7 +4,11 @@
  *
  * Locks (lock order: qmu before cmu; never held while calling RocksDB,
  * except cmu around nothing but the compactor's own state):
- *   qmu  guards the request queue (qhead/qtail), closing, hook/hook_arg.
+ *   qmu  guards the request queue (qhead/qtail), closing, hook/hook_arg,
+ *        hook_busy.  The committer calls the hook without qmu, with
+ *        hook_busy set; kvstore_set_commit_hook waits on hook_cond until it
+ *        is clear, so after a swap the old hook is neither running nor
+ *        called again.
  *   cmu  guards the compactor's target/done revisions, its waiters, cstop.
  * Published state (rev, compact_main) is read lock-free with atomics; only
  * the committer writes it.
@@ -56,6 +60,8 @@ struct kvstore {
     bool closing;
     kvstore_commit_fn hook;
     void *hook_arg;
+    bool hook_busy;         /* the committer is inside hook(hook_arg, ...) */
+    pthread_cond_t hook_cond; /* signalled when hook_busy clears */
     pthread_t committer;
     bool committer_started;
 

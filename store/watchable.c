@@ -965,8 +965,9 @@ static void *victim_main(void *arg)
 
 /* ---- API ---- */
 
-/* kvstore_set_commit_hook only swaps the pointer: the committer may have
- * taken the old hook for a batch it is still processing.  Batches are
+/* Belt and braces: kvstore_set_commit_hook now itself returns only once no
+ * call to the old hook is running (and none starts after), which is all the
+ * close path needs; this barrier predates that and is kept.  Batches are
  * processed one at a time in order, so once a request submitted after the
  * swap has completed, no call to the old hook is running or can start.  A
  * count-only range is the cheapest request that goes through the committer. */

@@ -3,7 +3,7 @@
  * submitters (revisions consecutive, no holes, hook before callbacks, in
  * revision order), batches mixing failing and good requests, write failures
  * (nothing applied, the store keeps working), close draining the queue,
- * durability across a restart.
+ * durability across a restart, hook swaps waiting for a running call.
  */
 #include <pthread.h>
 
@@ -134,6 +134,33 @@ static void release_committer(void)
     pthread_mutex_unlock(&mu);
 }
 
+static bool swap_returned;
+static int64_t hook2_calls;
+
+static void hook2(void *arg, int64_t rev_to, const kv_event *evs, size_t n)
+{
+    (void)arg; (void)rev_to; (void)evs; (void)n;
+    pthread_mutex_lock(&mu);
+    hook2_calls++;
+    pthread_mutex_unlock(&mu);
+}
+
+static void *swap_hook_thread(void *arg)
+{
+    (void)arg;
+    kvstore_set_commit_hook(S, hook2, NULL);
+    pthread_mutex_lock(&mu);
+    swap_returned = true;
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+static void self_removing_hook(void *arg, int64_t rev_to, const kv_event *evs, size_t n)
+{
+    hook2(arg, rev_to, evs, n);
+    kvstore_set_commit_hook(S, NULL, NULL);
+}
+
 int main(void)
 {
     char *dir = tu_tmpdir();
@@ -231,6 +258,31 @@ int main(void)
         CHECK(kvstore_read_events(S, rev0 + 1, rev0 + 2, 0, &evs, &n, &next) == KV_OK);
         CHECK_EQ_INT(n, 2); /* blocker, f1: no trace of the failed batch */
         kv_events_free(evs, n);
+    }
+    TEST("set_commit_hook returns only after a running hook call ends") {
+        int64_t calls0 = hook_calls;
+        block_committer(); /* the committer is now inside hook() */
+        pthread_t t;
+        pthread_create(&t, NULL, swap_hook_thread, NULL);
+        usleep(200 * 1000);
+        pthread_mutex_lock(&mu);
+        CHECK(!swap_returned); /* still waiting for hook() */
+        pthread_mutex_unlock(&mu);
+        release_committer();
+        pthread_join(t, NULL);
+        CHECK(swap_returned);
+        CHECK(tu_put(S, "after-swap", "v") > 0);
+        pthread_mutex_lock(&mu);
+        CHECK_EQ_INT(hook_calls, calls0 + 1); /* the old hook: the blocker only */
+        CHECK_EQ_INT(hook2_calls, 1);
+        pthread_mutex_unlock(&mu);
+        /* a hook removing itself from inside its call does not wait on itself */
+        kvstore_set_commit_hook(S, self_removing_hook, NULL);
+        CHECK(tu_put(S, "self-remove", "v") > 0);
+        CHECK(tu_put(S, "self-remove2", "v") > 0);
+        pthread_mutex_lock(&mu);
+        CHECK_EQ_INT(hook2_calls, 2);
+        pthread_mutex_unlock(&mu);
     }
     TEST("close finishes every submitted request; restart keeps everything") {
         int64_t rev0 = kvstore_rev(S);
