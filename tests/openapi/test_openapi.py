@@ -809,7 +809,8 @@ def test_every_spec_route_is_served(srv):
 
 # etcd 3.4's gateway routes (and a few other well-known ones): whatever
 # kvgate serves among them must be in the spec.
-PROBE = ["/", "/metrics", "/debug/vars", "/readyz", "/livez", "/v2/keys", "/v2/members",
+PROBE = ["/", "/index.html", "/dashboard", "/ui", "/web/", "/static/", "/favicon.ico",
+         "/metrics", "/debug/vars", "/readyz", "/livez", "/v2/keys", "/v2/members",
          "/v3/watch", "/v3/lease/grant", "/v3/lease/revoke", "/v3/kv/lease/revoke",
          "/v3/lease/keepalive", "/v3/lease/timetolive", "/v3/kv/lease/timetolive",
          "/v3/lease/leases", "/v3/kv/lease/leases", "/v3/cluster/member/list",
