@@ -14,6 +14,10 @@
 
 #define ETCD_VERSION "3.4.23"
 
+/* Hash and defragment jobs running at once; beyond: 429 (each is a full
+ * scan or compaction of the store, a thread each). */
+unsigned maint_max_jobs = 4;
+
 int maint_http_init(maint_http *mh)
 {
     mh->client_urls = NULL;
@@ -226,12 +230,19 @@ static void start_job(gw_req *r, maint_http *mh, bool hash)
     j->mh = mh;
     j->r = r;
     j->hash = hash;
+    pthread_mutex_lock(&mh->mu);
+    bool busy = mh->jobs >= maint_max_jobs;
+    if (!busy)
+        mh->jobs++;
+    pthread_mutex_unlock(&mh->mu);
+    if (busy) {
+        free(j);
+        gw_reply_error(r, 429, GRPC_RESOURCE_EXHAUSTED, "etcdserver: too many requests");
+        return;
+    }
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_mutex_lock(&mh->mu);
-    mh->jobs++;
-    pthread_mutex_unlock(&mh->mu);
     gw_req_suspend(r, job_finish);
     pthread_t t;
     if (pthread_create(&t, &at, job_main, j) != 0) {

@@ -14,6 +14,7 @@
  *        of the store's contents (kvstore_hash), computed off the MHD threads.
  *   POST .../maintenance/defragment  {} (etcd answers no header either):
  *        RocksDB manual compaction of every column family.
+ *        More than maint_max_jobs hashes/defragments at once: 429.
  *   POST .../maintenance/alarm    {}: kvgate raises no alarms (a full disk is
  *        an error on the write itself), so the list is always empty.
  */
@@ -37,6 +38,8 @@ typedef struct maint_http {
     pthread_cond_t cv;
     unsigned jobs;           /* hash/defragment threads running */
 } maint_http;
+
+extern unsigned maint_max_jobs; /* default 4 */
 
 /* Fills the private part; 0 or -1. */
 int maint_http_init(maint_http *mh);
