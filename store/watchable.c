@@ -748,7 +748,14 @@ static bool sync_pass(watchable *ws)
         visited++;
         if (compact > 0 && w->min_rev <= compact) {
             cancel_compacted(ws, w, compact);
-        } else if (w->min_rev > cur) {
+        } else if (w->min_rev < -1) {
+            /* below etcd's compactMainRev, which is -1 before any compaction */
+            cancel_compacted(ws, w, -1);
+        } else if (w->min_rev > cur || w->min_rev == -1) {
+            /* -1: etcd's history read is empty (revision -1 encodes above
+             * every revision), then the watcher continues from cur + 1 */
+            if (w->min_rev == -1)
+                w->min_rev = cur + 1;
             watcher_group_remove(&ws->unsynced, &w->m);
             make_synced(ws, w);
         } else if (stream_full(w->st)) {
@@ -1230,7 +1237,11 @@ watch_err watch_create(watch_stream *st, const watch_create_req *req, int64_t *i
     w->filter_delete = req->filter_nodelete;
     w->prev_kv = req->prev_kv;
     int64_t start = req->start_revision;
-    /* etcd: synced if start is 0 or in the future */
+    /* etcd: synced if start is 0 or in the future.  A start below -1 only
+     * ever gets canceled as compacted (sync_pass), so -2 stands for all of
+     * them: min_rev - 1 and cur - min_rev + 1 then cannot overflow. */
+    if (start < -1)
+        start = -2;
     bool synced = start == 0 || start > ws->rev;
     w->min_rev = !synced ? start : start > ws->rev + 1 ? start : ws->rev + 1;
     cr->watch_id = id;

@@ -475,6 +475,60 @@ int main(void)
         env_close(&e);
     }
 
+    TEST("negative start revisions as etcd 3.4 (and no int64 overflow)") {
+        env e;
+        env_open(&e, &o);
+        put(&e, "n", "0");
+        watch_stream *st = watch_stream_new(e.ws, NULL, NULL);
+        /* below etcd's compactMainRev (-1 before any compaction): canceled
+         * with compact_revision -1 */
+        int64_t starts[] = {INT64_MIN, -2};
+        for (int i = 0; i < 2; i++) {
+            watch_create_req q = wreq("n", NULL, starts[i]);
+            int64_t id;
+            CHECK_EQ_INT(watch_create(st, &q, &id), WATCH_OK);
+            watch_response *r = watch_stream_pop(st);
+            CHECK(r && r->created && !r->canceled);
+            watch_response_free(r);
+            r = pop_wait(st, 1000);
+            CHECK(r && r->canceled && r->compact_rev == -1 && r->watch_id == id);
+            watch_response_free(r);
+        }
+        /* -1: no history (etcd's read of it is empty), live events after */
+        watch_create_req q = wreq("n", NULL, -1);
+        CHECK_EQ_INT(watch_create(st, &q, NULL), WATCH_OK);
+        watch_response_free(watch_stream_pop(st));
+        usleep(50 * 1000); /* a few sync passes */
+        int64_t r1 = put(&e, "n", "1");
+        watch_response *r = pop_wait(st, 1000);
+        CHECK(r && r->n_events == 1 && r->events[0].ev->kv.mod_revision == r1);
+        watch_response_free(r);
+        /* INT64_MAX: synced, waits for a revision that never comes */
+        q = wreq("n", NULL, INT64_MAX);
+        CHECK_EQ_INT(watch_create(st, &q, NULL), WATCH_OK);
+        watch_response_free(watch_stream_pop(st));
+        put(&e, "n", "2");
+        r = pop_wait(st, 1000); /* only the -1 watcher's event */
+        CHECK(r && r->n_events == 1);
+        watch_response_free(r);
+        CHECK(pop_wait(st, 50) == NULL);
+        /* after a compaction every negative start is canceled with it */
+        int64_t cur = put(&e, "n", "3");
+        watch_response_free(pop_wait(st, 1000));
+        CHECK(compact(&e, cur) > 0);
+        int64_t after[] = {INT64_MIN, -1};
+        for (int i = 0; i < 2; i++) {
+            q = wreq("n", NULL, after[i]);
+            CHECK_EQ_INT(watch_create(st, &q, NULL), WATCH_OK);
+            watch_response_free(watch_stream_pop(st));
+            r = pop_wait(st, 1000);
+            CHECK(r && r->canceled && r->compact_rev == cur);
+            watch_response_free(r);
+        }
+        watch_stream_close(st);
+        env_close(&e);
+    }
+
     TEST("compaction while unsynced (stalled) cancels with compact_revision") {
         watchable_opts o2 = o;
         o2.stream_queue_events = 1;
