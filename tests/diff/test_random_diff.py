@@ -1,6 +1,7 @@
 """Randomised differential test: seeded random sequences of KV requests
 (puts, ranges with every option, deletes, txns with compares and nested
-ops, compactions) sent to a fresh kvgate and a fresh etcd 3.4; every answer
+ops, compactions, a few lease grants/revokes/puts with leases, and 12% of
+requests with one field replaced by a value of a wrong type) sent to a fresh kvgate and a fresh etcd 3.4; every answer
 must match (status, Content-Type, normalised JSON).
 
 Deterministic per seed; a failure prints the seed, the step and the whole
@@ -112,7 +113,7 @@ class Gen:
             c["value"] = e(self.r.choice(VALUES))
         else:
             field = {"VERSION": "version", "CREATE": "create_revision", "MOD": "mod_revision", "LEASE": "lease"}[t]
-            c[field] = self.num(self.r.randint(0, self.rev + 1) if t != "LEASE" else 0)
+            c[field] = self.num(self.r.randint(0, self.rev + 1) if t != "LEASE" else self.r.randint(0, 3))
         if self.r.random() < 0.2:
             end = self.range_end(k)
             if end is not None:
@@ -142,8 +143,53 @@ class Gen:
             b["failure"] = self.ops(depth)
         return b
 
+    WRONG = ["x", "", 123, -1, 1.5, True, False, None, [], {}, "9223372036854775808", 1e3, "YQ==", [1], {"a": 1}]
+
+    def mutate(self, body):
+        """Replace one field somewhere in the body by a value of a random
+        (usually wrong) type: Go's decoding errors, or null as absent."""
+        spots = []
+
+        def walk(x):
+            if isinstance(x, dict):
+                for k in x:
+                    spots.append((x, k))
+                    walk(x[k])
+            elif isinstance(x, list):
+                for v in x:
+                    walk(v)
+        walk(body)
+        if not spots:
+            return body
+        d, k = self.r.choice(spots)
+        v = self.r.choice(self.WRONG)
+        if k == "sort_target" and isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = "MOD"  # a number outside the enum crashes etcd 3.4 (exception 3)
+        d[k] = v
+        return body
+
     def step(self):
+        path, body = self.step_valid()
+        if self.r.random() < 0.12 and path != "/v3/lease/grant":  # no ID: a random one
+            body = self.mutate(body)
+        return path, body
+
+    def lease_step(self):
         c = self.r.random()
+        lid = self.r.randint(1, 3)
+        if c < 0.5:
+            return "/v3/lease/grant", {"ID": self.num(lid), "TTL": self.num(600)}
+        if c < 0.7:
+            return "/v3/lease/revoke", {"ID": self.num(lid)}
+        b = self.put()
+        b.pop("ignore_lease", None)
+        b["lease"] = self.num(lid)
+        return "/v3/kv/put", b
+
+    def step_valid(self):
+        c = self.r.random()
+        if c < 0.06:
+            return self.lease_step()
         if c < 0.35:
             return "/v3/kv/put", self.put()
         if c < 0.6:
