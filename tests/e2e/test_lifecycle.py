@@ -202,3 +202,31 @@ def test_concurrent_writers_get_consecutive_revisions(kvgate):
         for k in keys:
             kv = got[b64(k)]
             assert int(kv["mod_revision"]) == rev and int(kv["create_revision"]) == rev, (k, rev, kv)
+
+
+@pytest.mark.timeout(60)
+def test_many_idle_connections(kvgate):
+    """1500 idle keep-alive connections (more than select() can watch) do
+    not stop kvgate from serving new ones, nor the last of them."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1700
+    if soft < want:
+        if hard < want:
+            pytest.skip("RLIMIT_NOFILE hard limit %d < %d" % (hard, want))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    socks = []
+    try:
+        for _ in range(1500):
+            socks.append(socket.create_connection(("127.0.0.1", kvgate.port), timeout=5))
+        c = kvgate.client()
+        assert c.put("a", "1")["header"]["revision"] == "2"
+        body = b'{"key":"YQ=="}'
+        socks[-1].sendall(request_head("POST", "/v3/kv/range", len(body)) + body)
+        status, _, raw = read_response(socks[-1], 10)
+        assert status == 200 and json.loads(raw)["kvs"][0]["value"] == b64("1"), (status, raw)
+    finally:
+        for s in socks:
+            s.close()
+    assert kvgate.running()
+    assert kvgate.client().put("b", "2")["header"]["revision"] == "3"
