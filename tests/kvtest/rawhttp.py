@@ -21,51 +21,65 @@ def send_tolerant(sock, data):
         return False
 
 
+class Reader:
+    """Buffered reader of HTTP/1.1 responses on one socket: bytes past one
+    response are kept for the next (pipelining)."""
+
+    def __init__(self, sock, timeout=15):
+        self.sock = sock
+        self.buf = b""
+        sock.settimeout(timeout)
+
+    def _more(self, what):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed %s (have %r)" % (what, self.buf[:200]))
+        self.buf += chunk
+
+    def _take(self, n):
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def response(self):
+        """(status, headers, body) of the next response."""
+        while b"\r\n\r\n" not in self.buf:
+            self._more("before the response headers")
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        if status in (100, 101, 102, 103):
+            return self.response()
+        if "content-length" in hdrs:
+            n = int(hdrs["content-length"])
+            while len(self.buf) < n:
+                self._more("inside the body")
+            return status, hdrs, self._take(n)
+        if hdrs.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                while b"\r\n" not in self.buf:
+                    self._more("inside a chunked body")
+                size_line, self.buf = self.buf.split(b"\r\n", 1)
+                size = int(size_line.split(b";")[0], 16)
+                while len(self.buf) < size + 2:
+                    self._more("inside a chunk")
+                body += self._take(size)
+                self._take(2)
+                if size == 0:
+                    return status, hdrs, body
+        if status == 204 or status == 304:
+            return status, hdrs, b""
+        while True:  # until close
+            try:
+                self._more("")
+            except ConnectionError:
+                return status, hdrs, self._take(len(self.buf))
+
+
 def read_response(sock, timeout=15):
     """One HTTP/1.1 response from a raw socket: (status, headers, body)."""
-    sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the response headers: %r" % buf)
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
-    if "content-length" in hdrs:
-        n = int(hdrs["content-length"])
-        while len(rest) < n:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return status, hdrs, rest[:n]
-    if hdrs.get("transfer-encoding", "").lower() == "chunked":
-        body = b""
-        while True:
-            while b"\r\n" not in rest:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed inside a chunked body")
-                rest += chunk
-            size_line, rest = rest.split(b"\r\n", 1)
-            size = int(size_line.split(b";")[0], 16)
-            while len(rest) < size + 2:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed inside a chunk")
-                rest += chunk
-            body += rest[:size]
-            rest = rest[size + 2:]
-            if size == 0:
-                return status, hdrs, body
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return status, hdrs, rest
-        rest += chunk
+    return Reader(sock, timeout).response()
 
 
 def post_big(port, path, body, timeout=30):
