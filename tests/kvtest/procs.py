@@ -37,14 +37,24 @@ def etcd_bin():
     return os.path.abspath(os.environ.get("ETCD_BIN") or "/usr/bin/etcd")
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    """A port that was free a moment ago (bind to 0 on 127.0.0.1)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A port that was free a moment ago (bind to 0 on 127.0.0.1), never
+    one this process handed out before (two servers started together must
+    not race for the same port)."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 _TMPS = []
