@@ -65,12 +65,12 @@ $(GATEWAY_UNIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 store-unit: $(STORE_UNIT)
-	@set -e; for t in $(STORE_UNIT); do echo "== $$t"; $$t; done
+	@rc=0; for t in $(STORE_UNIT); do echo "== $$t"; $$t || rc=1; done; exit $$rc
 
 unit-bin: $(UNIT_BIN)
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
 
 deps:
 	@bash tests/deps.sh
@@ -81,7 +81,7 @@ run: deps all
 
 # Every test; see tests/run_all.sh for the list.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@bash tests/run_all.sh
 
 sanitize:
