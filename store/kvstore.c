@@ -628,7 +628,7 @@ static bool lease_exists(view *v, int64_t id)
 /* Attach (attach = true) or detach `key` to/from lease `id` in the batch. */
 static kv_err lease_attach(committer *c, int64_t id, const uint8_t *key, size_t klen, bool attach)
 {
-    uint8_t *k = gbuf_get(&c->kbuf, LEASE_REC_KEY_LEN + klen);
+    uint8_t *k = gbuf_get(&c->kbuf, LEASE_ATTACH_PFX_LEN + klen);
     if (!k)
         return KV_ERR_NOMEM;
     size_t kl = lease_attach_key(k, id, key, klen);
@@ -1193,10 +1193,12 @@ static kv_err apply_lease_grant(committer *c, const kv_lease_req *lr, kv_respons
     }
     if (ttl < c->s->opts.lease_min_ttl)
         ttl = c->s->opts.lease_min_ttl;
-    uint8_t k[LEASE_REC_KEY_LEN], val[8];
+    uint8_t k[LEASE_REC_KEY_LEN], val[8], end[LEASE_ATTACH_PFX_LEN];
     lease_rec_key(k, id);
     be64_put(val, (uint64_t)ttl);
     backend_batch_put(c->wb, BE_CF_LEASE, k, sizeof k, val, sizeof val);
+    lease_end_key(end, id);
+    backend_batch_put(c->wb, BE_CF_LEASE, end, sizeof end, "", 0);
     kv_err e = lease_effect_push(c, true, id, ttl);
     if (e)
         return e;
@@ -1225,7 +1227,7 @@ static kv_err apply_lease_revoke(committer *c, const kv_lease_req *lr, kv_respon
         return KV_OK;
     }
     kvvec keys = {0};
-    uint8_t pfx[LEASE_REC_KEY_LEN];
+    uint8_t pfx[LEASE_ATTACH_PFX_LEN];
     kv_err err = KV_OK;
     lease_attach_key(pfx, id, NULL, 0);
     backend_iter *it = backend_iter_new(c->s->be, c->wb, BE_CF_LEASE);
@@ -1262,9 +1264,11 @@ static kv_err apply_lease_revoke(committer *c, const kv_lease_req *lr, kv_respon
     kvvec_free(&keys);
     if (err)
         return err;
-    uint8_t k[LEASE_REC_KEY_LEN];
+    uint8_t k[LEASE_REC_KEY_LEN], end[LEASE_ATTACH_PFX_LEN];
     lease_rec_key(k, id);
     backend_batch_delete(c->wb, BE_CF_LEASE, k, sizeof k);
+    lease_end_key(end, id);
+    backend_batch_delete(c->wb, BE_CF_LEASE, end, sizeof end);
     if ((err = lease_effect_push(c, false, id, 0)))
         return err;
     c->rev = wtxn_rev(&t);

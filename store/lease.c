@@ -60,9 +60,17 @@ size_t lease_attach_key(uint8_t *out, int64_t id, const uint8_t *key, size_t kle
 {
     out[0] = LEASE_KEY_PREFIX;
     be64_put(out + 1, (uint64_t)id);
+    out[9] = 0;
     if (klen)
-        memcpy(out + LEASE_REC_KEY_LEN, key, klen);
-    return LEASE_REC_KEY_LEN + klen;
+        memcpy(out + LEASE_ATTACH_PFX_LEN, key, klen);
+    return LEASE_ATTACH_PFX_LEN + klen;
+}
+
+void lease_end_key(uint8_t *out, int64_t id)
+{
+    out[0] = LEASE_KEY_PREFIX;
+    be64_put(out + 1, (uint64_t)id);
+    out[9] = 1;
 }
 
 lessor *lessor_open(backend *be, kvstore *s, char **errmsg)
@@ -373,7 +381,7 @@ void kv_lease_info_free(kv_lease_info *li)
 /* The keys attached to `id` in the committed state, in key order. */
 static kv_err attached_keys(kvstore *s, int64_t id, kv_lease_info *out)
 {
-    uint8_t pfx[LEASE_REC_KEY_LEN];
+    uint8_t pfx[LEASE_ATTACH_PFX_LEN];
     size_t cap = 0;
     kv_err err = KV_OK;
     lease_attach_key(pfx, id, NULL, 0);
