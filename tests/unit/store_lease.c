@@ -393,6 +393,41 @@ int main(void)
         free(ids);
     }
 
+    TEST("5000 leases expiring together: all revoked soon after the last TTL") {
+        enum { NL = 5000 };
+        for (int i = 0; i < NL; i++) {
+            kv_request *q = calloc(1, sizeof *q);
+            q->kind = KV_REQ_LEASE_GRANT;
+            q->lease.id = 200000 + i;
+            q->lease.ttl = 1;
+            kv_response_free(kvstore_do(s, q));
+            char k[32];
+            snprintf(k, sizeof k, "many/%05d", i);
+            put_lease(s, k, "v", 200000 + i);
+        }
+        int64_t t0 = now_ms();
+        size_t n = 1;
+        while (n && now_ms() - t0 < 10000) {
+            int64_t *ids;
+            size_t all;
+            kvstore_lease_list(s, &ids, &all);
+            n = 0;
+            for (size_t i = 0; i < all; i++)
+                n += ids[i] >= 200000 && ids[i] < 200000 + NL;
+            free(ids);
+            if (n)
+                sleep_ms(10);
+        }
+        int64_t dt = now_ms() - t0;
+        printf("  5000 leases revoked %lld ms after the last grant (TTL 1 s)\n", (long long)dt);
+        CHECK_EQ_INT(n, 0);
+        CHECK(dt < 2500);
+        kv_range_resp rr;
+        CHECK_EQ_INT(tu_range(s, "many/", "many0", 0, &rr), KV_OK);
+        CHECK_EQ_INT(rr.n_kvs, 0);
+        kv_range_resp_free(&rr);
+    }
+
     kvstore_close(s);
     hook_reset();
     tu_rmrf(dir);
