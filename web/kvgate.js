@@ -218,9 +218,19 @@
  * @property {(ev: WatchEvent) => void | Promise<void>} [onEvent]  callback form (then do not iterate)
  * @property {(err: Error) => void} [onError]   callback form: the error that ended the watch
  * @property {(revision: Int64) => void} [onSynced]  created (or initial snapshot delivered) at revision
+ * @property {(state: WatchState, watch: Watch) => void} [onState]  called when watch.state changes
  * @property {number} [retryMs]      first reconnect delay (default 100), doubled up to maxRetryMs
  * @property {number} [maxRetryMs]   default 2000
  * @property {number} [maxRetries]   consecutive failed reconnects before giving up (default Infinity)
+ */
+
+/**
+ * A watch's connection state (watch.state, and the onState option):
+ * "connecting" (first connection), "live" (the server created the watch on
+ * this connection), "reconnecting" (the connection dropped or failed; retrying
+ * with last_event_id), "gone" (ended with CompactedError: re-list and watch
+ * again), "failed" (ended with another error), "closed" (cancelled).
+ * @typedef {"connecting" | "live" | "reconnecting" | "gone" | "failed" | "closed"} WatchState
  */
 
 // ---------------------------------------------------------------------------
@@ -897,6 +907,8 @@ export class Watch {
     this.compactRevision = null;
     /** number of (re)connections made so far */
     this.connections = 0;
+    /** @type {WatchState} */
+    this.state = "connecting";
     let syncedOk, syncedErr;
     /** resolves with the revision once the watch is created (with initial: once the snapshot is delivered) */
     this.synced = new Promise((a, b) => { syncedOk = a; syncedErr = b; });
@@ -917,6 +929,14 @@ export class Watch {
 
   /** Stops the watch; iteration ends normally. */
   cancel() { this._ctl.abort(); }
+
+  /** @param {WatchState} s */
+  _setState(s) {
+    if (this.state === s || this.state === "gone" || this.state === "failed" || this.state === "closed") return;
+    this.state = s;
+    const f = this._o.onState;
+    if (f) { try { f(s, this); } catch (e) { setTimeout(() => { throw e; }); } }
+  }
 
   _baseParams(key, o) {
     const k = toBytes(key);
@@ -968,6 +988,7 @@ export class Watch {
           }
         }
         if (sig.aborted) break;
+        this._setState("reconnecting");
         if (progressed) { failures = 0; delay = o.retryMs ?? 100; } else failures++;
         if (failures > (o.maxRetries ?? Infinity)) throw new KvgateError("kvgate: watch: cannot reconnect", { code: 14 });
         if (!(await sleep(delay, sig))) break;
@@ -1030,6 +1051,7 @@ export class Watch {
             const id = m.id !== null && /^[0-9]+$/.test(m.id) ? BigInt(m.id) : null;
             if (m.event === "created") {
               created = true;
+              this._setState("live");
               if (id !== null && id > this._lastId && snapshot === null) {
                 this._lastId = id;
                 this._push([], id);
@@ -1116,6 +1138,7 @@ export class Watch {
     this._ended = true;
     this._error = err;
     this._unlink();
+    this._setState(err ? (err instanceof CompactedError ? "gone" : "failed") : "closed");
     if (err) { this._syncedErr(err); this._doneErr(err); } else { this._syncedErr(new KvgateError("kvgate: watch cancelled", { code: 1 })); this._doneOk(); }
     this._wake();
     if (this._drain) { const d = this._drain; this._drain = null; d(); }
