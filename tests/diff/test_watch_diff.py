@@ -418,10 +418,6 @@ def _run(server, fn, out, i):
 
 # Known differences owed to another layer, with the change that fixes them.
 XFAIL = {
-    "negative_start_revision":
-        "etcd 3.4 on a never-compacted store cancels a negative start_revision with "
-        "compact_revision -1 (its initial compactMainRev); store/watchable.c serves history "
-        "from the start instead",
     "history_many_events_per_revision":
         "store/watchable.c bounds a history response by events (sync_batch_events = 1000); "
         "etcd bounds it by revisions (watchBatchMaxRevs = 1000, mvcc/watcher_group.go "
