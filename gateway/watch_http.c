@@ -52,7 +52,7 @@
 #include "watch_params.h"
 
 /* Tunables that are not options. */
-static const size_t wh_buf_keep = 8 * 1024;  /* idle streams keep buffers up to this */
+static const size_t wh_buf_keep = 0;         /* idle streams keep buffers up to this */
 static const unsigned wh_tick_ms = 1000;      /* heartbeat / idle scan period (max) */
 
 void watch_http_opts_default(watch_http_opts *o)
