@@ -35,7 +35,14 @@ STORE_SRC   := $(wildcard store/*.c)
 GATEWAY_SRC := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 STORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(STORE_SRC))
 GATEWAY_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(GATEWAY_SRC))
-LIB_OBJ     := $(STORE_OBJ) $(GATEWAY_OBJ)
+# Files served by gateway/static_http.c, embedded at build time: web/ (one
+# directory down too) and openapi.yaml -> $(BUILD)/gen/assets.c.  The list is
+# kept in assets.list (rewritten only when it changes) so that adding or
+# removing a file regenerates the table too.
+ASSET_SRC   := $(sort $(shell find web -maxdepth 2 -type f \( -name '*.js' -o -name '*.css' \
+                 -o -name '*.html' -o -name '*.svg' \) ! -path '*/node_modules/*' 2>/dev/null)) openapi.yaml
+ASSET_OBJ   := $(BUILD)/gen/assets.o
+LIB_OBJ     := $(STORE_OBJ) $(GATEWAY_OBJ) $(ASSET_OBJ)
 MAIN_OBJ    := $(BUILD)/gateway/main.o
 
 # Unit tests: tests/unit/store_*.c link the store layer only;
@@ -45,7 +52,7 @@ GATEWAY_UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit
 UNIT_BIN     := $(STORE_UNIT) $(GATEWAY_UNIT)
 
 
-.PHONY: all unit-bin store-unit deps run test unit e2e diff crash bench clean sanitize
+.PHONY: FORCE all unit-bin store-unit deps run test unit e2e diff crash bench clean sanitize
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -54,6 +61,16 @@ $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/assets.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ASSET_SRC)' | cmp -s - $@ 2>/dev/null || echo '$(ASSET_SRC)' >$@
+
+$(BUILD)/gen/assets.c: gateway/gen_assets.sh $(ASSET_SRC) $(BUILD)/gen/assets.list
+	sh gateway/gen_assets.sh $@ $(ASSET_SRC)
+
+$(ASSET_OBJ): $(BUILD)/gen/assets.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(STORE_UNIT): $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(STORE_OBJ)

@@ -29,6 +29,7 @@
 #include "kv_http.h"
 #include "lease_http.h"
 #include "maintenance_http.h"
+#include "static_http.h"
 #include "status_http.h"
 #include "watch.h"
 #include "watch_http.h"
@@ -49,6 +50,8 @@ typedef struct options {
     const char *name;
     const char *advertise_client_urls;
     const char *advertise_peer_urls;
+    const char *web_dir;  /* NULL: the embedded copy of web/ */
+    bool ephemeral;       /* keep everything in memory, no data dir */
 } options;
 
 typedef struct flag {
@@ -142,6 +145,16 @@ static int set_adv_peer(options *o, const char *v, char *e, size_t n)
     return 0;
 }
 
+static int set_web_dir(options *o, const char *v, char *e, size_t n)
+{
+    if (!*v) {
+        snprintf(e, n, "empty web dir");
+        return -1;
+    }
+    o->web_dir = v;
+    return 0;
+}
+
 static const flag flags[] = {
     {"listen", "HOST:PORT", "address to serve on (port 0: any free port)", set_listen},
     {"data-dir", "DIR", "where the store keeps its data", set_data_dir},
@@ -155,6 +168,8 @@ static const flag flags[] = {
     {"name", "NAME", "member name in member list (etcd's --name)", set_name},
     {"advertise-client-urls", "URLS", "client URLs in member list (default: the listen URL)", set_adv_client},
     {"advertise-peer-urls", "URLS", "peer URLs in member list (kvgate has no peers)", set_adv_peer},
+    {"ephemeral", NULL, "keep everything in memory (test servers; no data dir, gone at exit)", NULL},
+    {"web-dir", "DIR", "serve web files from DIR instead of the embedded copy (development)", set_web_dir},
     {"help", NULL, "show this help", NULL},
     {"version", NULL, "show the version", NULL},
 };
@@ -199,6 +214,10 @@ static int parse_args(int argc, char **argv, options *o)
             if (eq) {
                 fprintf(stderr, "kvgate: flag --%s takes no value\n", f->name);
                 return -1;
+            }
+            if (strcmp(f->name, "ephemeral") == 0) {
+                o->ephemeral = true;
+                continue;
             }
             if (strcmp(f->name, "help") == 0)
                 usage(stdout);
@@ -303,6 +322,12 @@ int main(int argc, char **argv)
     kvstore_opts so;
     kvstore_opts_default(&so);
     so.max_txn_ops = (size_t)o.max_txn_ops;
+    if (o.ephemeral) {
+        /* RocksDB's in-memory environment: no files, nothing left at exit */
+        so.in_memory = true;
+        so.sync_writes = false;
+        o.data_dir = "/kvgate-ephemeral";
+    }
     kvstore *store = kvstore_open(o.data_dir, &so, &err);
     if (!store) {
         fprintf(stderr, "kvgate: %s\n", err ? err : "cannot open the data dir");
@@ -312,7 +337,7 @@ int main(int argc, char **argv)
     }
 
     char abs[PATH_MAX];
-    const char *idsrc = realpath(o.data_dir, abs) ? abs : o.data_dir;
+    const char *idsrc = !o.ephemeral && realpath(o.data_dir, abs) ? abs : o.data_dir;
     kv_http kh = {
         .store = store,
         .header = {.cluster_id = fnv1a(idsrc, 14695981039346656037ULL),
@@ -335,12 +360,15 @@ int main(int argc, char **argv)
     maint_http mh = {.store = store, .header = &kh.header, .name = o.name,
                      .peer_urls = o.advertise_peer_urls};
     bool mh_ok = maint_http_init(&mh) == 0;
+    static_http *sh = NULL;
     if (!wh || !mh_ok || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
+        !(sh = static_http_register(srv, o.web_dir, &err)) ||
         watch_http_register(srv, wh) != 0 || lease_http_register(srv, &lh) != 0 ||
         maint_http_register(srv, &mh) != 0 || gw_server_start(srv, &err) != 0) {
         fprintf(stderr, "kvgate: %s\n", err ? err : "out of memory");
         free(err);
         gw_server_free(srv);
+        static_http_free(sh);
         if (mh_ok)
             maint_http_done(&mh);
         watch_http_free(wh);
@@ -369,5 +397,6 @@ int main(int argc, char **argv)
     watchable_close(ws);
     kvstore_close(store);
     gw_server_free(srv);
+    static_http_free(sh);
     return 0;
 }

@@ -33,6 +33,7 @@ static const char *cf_names[BE_CF_COUNT + 1] = {"meta", "rev", "index", "lease",
 struct backend {
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    rocksdb_env_t *mem_env; /* in_memory only */
     rocksdb_options_t *cf_opts[BE_CF_COUNT + 1];
     rocksdb_column_family_handle_t *cf[BE_CF_COUNT + 1];
     rocksdb_block_based_table_options_t *bbto;
@@ -95,6 +96,13 @@ backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
     rocksdb_options_increase_parallelism(b->opts, (int)cpus);
     rocksdb_options_set_max_background_jobs(b->opts, (int)(cpus < 8 ? cpus : 8));
     rocksdb_options_set_keep_log_file_num(b->opts, 4);
+    if (o->in_memory) {
+        b->mem_env = rocksdb_create_mem_env();
+        if (!b->mem_env)
+            goto err;
+        rocksdb_options_set_env(b->opts, b->mem_env);
+        rocksdb_options_set_create_if_missing(b->opts, 1);
+    }
     for (int i = 0; i <= BE_CF_COUNT; i++) {
         b->cf_opts[i] = rocksdb_options_create_copy(b->opts);
         rocksdb_options_set_block_based_table_factory(b->cf_opts[i], b->bbto);
@@ -151,6 +159,8 @@ void backend_close(backend *b)
         rocksdb_writeoptions_destroy(b->wo_sync);
     if (b->wo_nosync)
         rocksdb_writeoptions_destroy(b->wo_nosync);
+    if (b->mem_env)
+        rocksdb_env_destroy(b->mem_env); /* after the DB and its options */
     free(b);
 }
 

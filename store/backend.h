@@ -23,6 +23,7 @@ typedef struct backend_iter backend_iter;
 typedef struct backend_opts {
     size_t block_cache_bytes;
     bool create; /* create the DB and its column families if missing */
+    bool in_memory; /* RocksDB's in-memory env (dir is only a name) */
 } backend_opts;
 
 /* NULL on failure with *errmsg a new malloc'd message. */

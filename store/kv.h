@@ -256,6 +256,8 @@ typedef struct kvstore_opts {
     bool sync_writes;          /* default true: fsync before acknowledging */
     size_t compaction_batch;   /* versions removed per background batch; default 1000 */
     int64_t lease_min_ttl;     /* etcd's minLeaseTTL (seconds); default 2 */
+    bool in_memory;            /* RocksDB's in-memory env: `dir` is only a name,
+                                * nothing touches the disk (kvgate --ephemeral) */
 } kvstore_opts;
 
 void kvstore_opts_default(kvstore_opts *o);

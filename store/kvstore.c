@@ -1706,6 +1706,9 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
         if (o.lease_min_ttl <= 0)
             o.lease_min_ttl = def.lease_min_ttl;
     }
+    int empty = 1;
+    if (o.in_memory)
+        goto dir_ok; /* nothing on disk: `dir` only names the DB */
     if (stat(dir, &st) < 0) {
         if (errno != ENOENT || mkdir_p(dir) < 0 || stat(dir, &st) < 0) {
             msg = fmtmsg("data dir %s cannot be created: %s", dir, strerror(errno));
@@ -1720,7 +1723,7 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
         msg = fmtmsg("data dir %s is not usable: %s", dir, strerror(errno));
         goto err;
     }
-    int empty = dir_empty(dir);
+    empty = dir_empty(dir);
     if (empty < 0) {
         msg = fmtmsg("data dir %s cannot be read: %s", dir, strerror(errno));
         goto err;
@@ -1737,6 +1740,7 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
             goto err;
         }
     }
+dir_ok:
     s = calloc(1, sizeof *s);
     if (!s)
         goto nomem;
@@ -1746,7 +1750,8 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
     pthread_cond_init(&s->hook_cond, NULL);
     pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->ccond, NULL);
-    backend_opts bo = {.block_cache_bytes = o.block_cache_bytes, .create = empty == 1};
+    backend_opts bo = {.block_cache_bytes = o.block_cache_bytes, .create = empty == 1,
+                       .in_memory = o.in_memory};
     s->be = backend_open(dir, &bo, &msg);
     if (!s->be)
         goto err;
