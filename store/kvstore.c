@@ -1620,6 +1620,7 @@ void kvstore_opts_default(kvstore_opts *o)
     o->sync_writes = true;
     o->compaction_batch = 1000;
     o->lease_min_ttl = 2;
+    o->in_memory = false;
 }
 
 static char *fmtmsg(const char *fmt, const char *dir, const char *extra)
