@@ -88,6 +88,13 @@ static void submit_lease(gw_req *r, lease_http *lh, kv_req_kind kind)
         return;
     }
     ej_decoder_done(&d);
+    if (gw_req_header(r, "Authorization")) {
+        /* etcd without auth still checks a token sent with a raft request
+         * (grant, revoke; not keepalive, timetolive, leases): 401 code 16,
+         * before the TTL check */
+        gw_reply_error(r, 401, GRPC_UNAUTHENTICATED, "etcdserver: invalid auth token");
+        return;
+    }
     if (kind == KV_REQ_LEASE_GRANT && ttl > KV_LEASE_MAX_TTL) {
         /* etcd checks this before its raft request */
         gw_reply_kv_error(r, KV_ERR_LEASE_TTL_TOO_LARGE);
