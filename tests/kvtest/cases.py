@@ -10,7 +10,7 @@ A case may carry "xfail": "reason" for a documented missing feature
 (strict: once it passes, the mark must go).
 A body given as a JSON string is sent byte for byte (malformed input); an
 object is JSON-encoded; "raw_b64" instead of "body" sends arbitrary bytes
-(invalid UTF-8, NUL).  Inside objects, {"$b": "text"} stands for the
+(invalid UTF-8, NUL); "chunk": n sends the body chunked in n-byte pieces.  Inside objects, {"$b": "text"} stands for the
 base64 of the UTF-8 text (so cases stay readable), {"$brep": ["ab", n]}
 for the base64 of "ab" repeated n times (big values) and {"$repeat": [x, n]}
 for a list of n copies of x.  A step without "body" sends no body.
@@ -62,7 +62,7 @@ def load_cases():
             assert case["steps"], name
             for st in case["steps"]:
                 assert st["path"].startswith("/"), (name, st)
-                assert set(st) <= {"path", "body", "raw_b64", "method", "headers", "note", "compare"}, (name, st)
+                assert set(st) <= {"path", "body", "raw_b64", "method", "headers", "note", "compare", "chunk"}, (name, st)
                 assert st.get("compare", "all") in ("all", "status"), (name, st)
             out.append((group, case))
     return out
@@ -111,7 +111,7 @@ def run_case(port, case, timeout=15.0):
     for step in case["steps"]:
         method, path, data, headers = step_request(step)
         try:
-            r = c.request(method, path, data, headers)
+            r = c.request(method, path, data, headers, chunk=step.get("chunk", 0))
             out.append(answer(r))
         except Exception as e:  # connection reset, timeout: record, keep going
             out.append({"status": 0, "error": "%s: %s" % (type(e).__name__, e)})

@@ -53,8 +53,10 @@ class Client:
         self.port = port
         self.timeout = timeout
 
-    def request(self, method, path, body=None, headers=None, timeout=None):
-        """body: None, dict/list (JSON-encoded), str or bytes (sent as is)."""
+    def request(self, method, path, body=None, headers=None, timeout=None, chunk=0):
+        """body: None, dict/list (JSON-encoded), str or bytes (sent as is).
+        chunk > 0: send the body with Transfer-Encoding: chunked, in pieces
+        of that many bytes."""
         if isinstance(body, (dict, list)):
             data = json.dumps(body).encode()
         elif isinstance(body, str):
@@ -68,7 +70,11 @@ class Client:
         conn = http.client.HTTPConnection(self.host, self.port,
                                           timeout=timeout or self.timeout)
         try:
-            conn.request(method, path, body=data, headers=hdrs)
+            if chunk and data is not None:
+                pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+                conn.request(method, path, body=iter(pieces), headers=hdrs, encode_chunked=True)
+            else:
+                conn.request(method, path, body=data, headers=hdrs)
             r = conn.getresponse()
             raw = r.read()
             return Resp(r.status, {k.lower(): v for k, v in r.getheaders()}, raw)
