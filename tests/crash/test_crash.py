@@ -46,6 +46,12 @@ def b64(s):
     return base64.b64encode(s.encode()).decode()
 
 
+def value_for(key, big):
+    """The value written for key: short, or ~40 KiB (big batches, torn writes)."""
+    v = "v:" + key
+    return v * (40000 // len(v)) if big else v
+
+
 class History:
     def __init__(self):
         self.lock = threading.Lock()
@@ -57,7 +63,7 @@ class History:
             self.ops.append(op)
 
 
-def writer(port, tid, rnd, hist, stop, errors):
+def writer(port, tid, rnd, hist, stop, errors, big=False):
     rng = random.Random(rnd * 1000 + tid)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     i = 0
@@ -86,10 +92,10 @@ def writer(port, tid, rnd, hist, stop, errors):
                 keys = [base + "/a", base + "/b"]
                 op = {"kind": "txn", "keys": keys, "status": "pending"}
                 path, body = "/v3/kv/txn", {"success": [
-                    {"request_put": {"key": b64(k), "value": b64("v:" + k)}} for k in keys]}
+                    {"request_put": {"key": b64(k), "value": b64(value_for(k, big))}} for k in keys]}
             else:
                 op = {"kind": "put", "keys": [base], "status": "pending"}
-                path, body = "/v3/kv/put", {"key": b64(base), "value": b64("v:" + base)}
+                path, body = "/v3/kv/put", {"key": b64(base), "value": b64(value_for(base, big))}
             hist.add(op)
             try:
                 conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
@@ -136,7 +142,7 @@ def range_key(c, key, rev=0):
     return kvs[0] if kvs else None
 
 
-def verify(k, hist):
+def verify(k, hist, big=False):
     c = k.client(timeout=30)
     everything = post(c, "/v3/kv/range", {"key": "AA==", "range_end": "AA=="})
     cur = int(everything["header"]["revision"])
@@ -225,7 +231,7 @@ def verify(k, hist):
             elif f is None:
                 problems.append("acknowledged %s %s (revision %d) lost" % (op["kind"], key, rev))
                 continue
-            want = (str(rev), str(rev), "1", b64("v:" + key))
+            want = (str(rev), str(rev), "1", b64(value_for(key, big)))
             got = (f["create_revision"], f["mod_revision"], f["version"], f.get("value"))
             if got != want:
                 problems.append("%s: want create/mod/version/value %r, got %r" % (key, want, got))
@@ -251,17 +257,19 @@ def verify(k, hist):
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("disk", [False, True], ids=["tmpfs", "disk"])
-def test_kill9_under_concurrent_writes(kvgate_factory, disk):
+@pytest.mark.parametrize("disk,big", [(False, False), (True, False), (True, True)],
+                         ids=["tmpfs", "disk", "disk-40KiB-values"])
+def test_kill9_under_concurrent_writes(kvgate_factory, disk, big):
     """tmpfs: fast commits, many small batches; disk: slow fsync, so the
-    committer groups many requests per batch when the kill comes."""
+    committer groups many requests per batch when the kill comes; big
+    values make those batches megabytes long."""
     kvgate = kvgate_factory(data_dir=os.path.join(mktemp("kvtest-disk-", disk=True), "data") if disk else None)
     hist = History()
     errors = []
     total_acked = 0
     for rnd in range(ROUNDS):
         stop = threading.Event()
-        ts = [threading.Thread(target=writer, args=(kvgate.port, t, rnd, hist, stop, errors), daemon=True)
+        ts = [threading.Thread(target=writer, args=(kvgate.port, t, rnd, hist, stop, errors, big), daemon=True)
               for t in range(THREADS)]
         for t in ts:
             t.start()
@@ -276,11 +284,11 @@ def test_kill9_under_concurrent_writes(kvgate_factory, disk):
         assert acked_now > total_acked + 20, "round %d: too few acknowledged writes (%d)" % (rnd, acked_now - total_acked)
         total_acked = acked_now
         kvgate.start()
-        cur, problems = verify(kvgate, hist)
+        cur, problems = verify(kvgate, hist, big)
         assert not problems, "round %d (revision %d): %d problems:\n%s" % (
             rnd, cur, len(problems), "\n".join(problems[:40]))
     # a clean restart at the end changes nothing
     assert kvgate.stop() == 0
     kvgate.start()
-    cur2, problems = verify(kvgate, hist)
+    cur2, problems = verify(kvgate, hist, big)
     assert not problems and cur2 == cur, problems[:40]
