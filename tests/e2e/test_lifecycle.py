@@ -230,3 +230,34 @@ def test_many_idle_connections(kvgate):
             s.close()
     assert kvgate.running()
     assert kvgate.client().put("b", "2")["header"]["revision"] == "3"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+def test_restart_keeps_leases(kvgate, how):
+    c = kvgate.client()
+    r = c.post("/v3/lease/grant", {"ID": 77, "TTL": 600})
+    assert r.status == 200 and r.json()["ID"] == "77", r
+    c.put("a", "1", lease="77")
+    c.put("b", "2", lease=77)
+    c.put("c", "3")
+    if how == "sigterm":
+        assert kvgate.stop() == 0
+    else:
+        kvgate.kill()
+    kvgate.start()
+    c = kvgate.client()
+    kvs = c.range("\0", "\0")["kvs"]
+    assert [(kv["key"], kv.get("lease")) for kv in kvs] == [(b64("a"), "77"), (b64("b"), "77"), (b64("c"), None)]
+    r = c.post("/v3/lease/timetolive", {"ID": 77, "keys": True})
+    assert r.status == 200, r
+    body = r.json()
+    assert sorted(body.get("keys", [])) == [b64("a"), b64("b")], body
+    assert 0 < int(body["TTL"]) <= 600 and body["grantedTTL"] == "600", body
+    rev = c.revision()
+    r = c.post("/v3/lease/revoke", {"ID": 77})
+    assert r.status == 200, r
+    assert c.revision() == rev + 1
+    assert [kv["key"] for kv in c.range("\0", "\0")["kvs"]] == [b64("c")]
+    r = c.post("/v3/lease/grant", {"ID": 77, "TTL": 600})
+    assert r.status == 200, "a revoked lease id is free again: %r" % r
