@@ -46,7 +46,7 @@ request, what etcd 3.4.23 does, what kvgate answers, and why.
    a client that probes /v3alpha to detect the server version would see a
    3.3-style server.  Kept because README documents it.
 7. Txn whose ops delete a key through a from-key or all-keys range (range_end
-   "\0", which etcd's duplicate check sees as an empty interval) and then
+   "\0", which etcd's duplicate-key check does not catch) and then
    put the same key with ignore_value or ignore_lease.  etcd 3.4: the put
    finds no key while applying, "unexpected error during txn" panics, and
    the process exits.  kvgate: the txn fails as a whole with what etcd
