@@ -940,31 +940,79 @@ export class Watch {
 
   _baseParams(key, o) {
     const k = toBytes(key);
-    const p = new URLSearchParams();
-    p.set("key", pctBytes(k));
     const n = (o.prefix ? 1 : 0) + (o.fromKey ? 1 : 0) + (o.rangeEnd != null ? 1 : 0);
     if (n > 1) throw new TypeError("prefix, fromKey and rangeEnd are exclusive");
-    if (o.prefix) p.set("prefix", "true");
-    if (o.fromKey) p.set("from_key", "true");
-    if (o.rangeEnd != null) p.set("range_end", pctBytes(toBytes(o.rangeEnd, "rangeEnd")));
-    if (o.prevKv) p.set("prev_kv", "true");
-    if (o.progressNotify) p.set("progress_notify", "true");
-    if (o.filters && o.filters.length) p.set("filters", o.filters.join(","));
     if (o.initial && o.startRevision != null) throw new TypeError("initial and startRevision are exclusive");
+    if (o.startRevision != null) int64ToWire(o.startRevision, "startRevision");
+    for (const f of o.filters || []) {
+      if (f !== "noput" && f !== "nodelete") throw new TypeError(`filters: want "noput" or "nodelete", got ${f}`);
+    }
+    let end = null;
+    if (o.prefix) end = prefixEnd(k);
+    else if (o.fromKey) end = new Uint8Array([0]);
+    else if (o.rangeEnd != null) end = toBytes(o.rangeEnd, "rangeEnd");
+    this._key = k;
+    this._end = end;
+    const isZero = (b) => b && b.length === 1 && b[0] === 0;
+    // GET query values are C strings on the server: a NUL byte in the key or
+    // range end needs the POST form (JSON, base64), which has no `initial`
+    // (emulated with a range, then a watch from the next revision).
+    this._post = k.includes(0) || (end !== null && !isZero(end) && end.includes(0));
+    const p = [];
+    p.push(["key", pctBytes(k)]);
+    if (o.prefix) p.push(["prefix", "true"]);
+    else if (end !== null && isZero(end)) p.push(["from_key", "true"]);
+    else if (end !== null) p.push(["range_end", pctBytes(end)]);
+    if (o.prevKv) p.push(["prev_kv", "true"]);
+    if (o.progressNotify) p.push(["progress_notify", "true"]);
+    if (o.filters && o.filters.length) p.push(["filters", o.filters.join(",")]);
     return p;
   }
 
-  _url() {
-    // URLSearchParams would re-encode our %XX: build the query by hand.
-    const parts = [];
-    for (const [k, v] of this._params) parts.push(`${k}=${v}`);
-    if (this._lastId >= 0n) {
-      parts.push(`last_event_id=${this._lastId}`);
-    } else {
-      if (this._o.initial) parts.push("initial=true");
-      if (this._o.startRevision != null) parts.push(`start_revision=${int64ToWire(this._o.startRevision, "startRevision")}`);
+  /** the next connection's fetch arguments; sets this._reqStart */
+  async _request() {
+    const o = this._o;
+    const headers = { Accept: "text/event-stream", ...this._c.headers };
+    let start = null;
+    if (this._lastId >= 0n) start = this._lastId + 1n;
+    else if (o.startRevision != null) start = BigInt(int64ToWire(o.startRevision, "startRevision"));
+    this._reqStart = start;
+    if (!this._post) {
+      const parts = this._params.map(([k, v]) => `${k}=${v}`);
+      if (this._lastId >= 0n) parts.push(`last_event_id=${this._lastId}`);
+      else if (o.initial) parts.push("initial=true");
+      else if (start !== null) parts.push(`start_revision=${start}`);
+      return { url: `${this._c.endpoint}/v3/watch?${parts.join("&")}`, init: { method: "GET", headers } };
     }
-    return `${this._c.endpoint}/v3/watch?${parts.join("&")}`;
+    if (this._lastId < 0n && o.initial) {
+      // emulated initial snapshot: every key in pages at one revision
+      const evs = [];
+      let from = this._key, rev;
+      for (;;) {
+        const r = await this._c.range(from, { rangeEnd: this._end ?? undefined, limit: 1000, revision: rev });
+        if (rev === undefined) rev = r.revision;
+        for (const kv of r.kvs) {
+          evs.push({ type: "put", key: kv.key, value: kv.value, revision: kv.modRevision, kv, prevKv: null, initial: true });
+        }
+        if (!r.more || !r.kvs.length || this._end === null) break;
+        const last = r.kvs[r.kvs.length - 1].keyBytes;
+        from = new Uint8Array(last.length + 1);
+        from.set(last);
+      }
+      this._lastId = big(rev);
+      await this._push(evs, this._lastId);
+      this._syncedOk(toInt64(this._lastId));
+      start = this._lastId + 1n;
+      this._reqStart = start;
+    }
+    const cr = { key: b64encode(this._key) };
+    if (this._end !== null) cr.range_end = b64encode(this._end);
+    if (start !== null) cr.start_revision = start.toString();
+    if (o.prevKv) cr.prev_kv = true;
+    if (o.progressNotify) cr.progress_notify = true;
+    if (o.filters && o.filters.length) cr.filters = o.filters.map((f) => f.toUpperCase());
+    return { url: `${this._c.endpoint}/v3/watch`, init: { method: "POST",
+      headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify({ create_request: cr }) } };
   }
 
   async _pump() {
@@ -1008,14 +1056,10 @@ export class Watch {
     let created = false;
     try {
       this.connections++;
+      const rq = await this._request();
       let res;
       try {
-        res = await this._c._fetch(this._url(), {
-          method: "GET",
-          headers: { Accept: "text/event-stream", ...this._c.headers },
-          cache: "no-store",
-          signal: ctl.signal,
-        });
+        res = await this._c._fetch(rq.url, { ...rq.init, cache: "no-store", signal: ctl.signal });
       } catch (e) {
         throw new KvgateError(`kvgate: watch: ${e && e.message ? e.message : e}`, { code: 14, cause: e });
       }
@@ -1052,9 +1096,11 @@ export class Watch {
             if (m.event === "created") {
               created = true;
               this._setState("live");
-              if (id !== null && id > this._lastId && snapshot === null) {
-                this._lastId = id;
-                this._push([], id);
+              // the watch continues after start - 1 when a start was asked for
+              const cid = this._reqStart !== null ? this._reqStart - 1n : id;
+              if (cid !== null && cid > this._lastId && snapshot === null) {
+                this._lastId = cid;
+                this._push([], cid);
               }
               if (snapshot === null) this._syncedOk(toInt64(this._lastId));
               continue;
