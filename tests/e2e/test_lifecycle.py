@@ -143,6 +143,7 @@ def test_restart_keeps_data_revision_and_compaction(kvgate, how):
     before = {r: normalise(c.post("/v3/kv/range", {"key": "AA==", "range_end": "AA==", "revision": r}).body)
               for r in range(0, cur + 1)}
     assert "compacted" in before[7]["error"]
+    ids = c.range("a")["header"]
     port = kvgate.port
     if how == "sigterm":
         assert kvgate.stop() == 0
@@ -157,6 +158,11 @@ def test_restart_keeps_data_revision_and_compaction(kvgate, how):
         assert after[r] == before[r], "range at revision %d changed across the restart" % r
     r = c.post("/v3/kv/compaction", {"revision": 8})
     assert r.status == 400 and "compacted" in r.json()["error"], "compaction point lost: %r" % r
+    # README: cluster_id and member_id are fixed per data dir, raft_term is 2
+    ids2 = c.range("a")["header"]
+    for f in ("cluster_id", "member_id", "raft_term"):
+        assert ids2.get(f) == ids.get(f), (f, ids, ids2)
+    assert ids2.get("raft_term") == "2", ids2
     assert c.put("new", "1")["header"]["revision"] == str(cur + 1)
 
 
