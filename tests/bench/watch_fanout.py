@@ -13,7 +13,9 @@ Reported per variant:
                   time also recorded: it includes the client loop's delay)
   KiB/watcher     (RSS with the watchers established - RSS before) / N
   CPU us/event    server utime+stime over the put phase (first put until
-                  the last delivery) / events delivered
+                  the last delivery) / events delivered; kernel% is the stime
+                  share (on loopback a send() also runs the client's TCP
+                  receive path, in the server's context)
 Targets: kvgate p99 <= 1/4 of etcd's, memory/watcher <= 1/10, CPU/event
 <= 1/10.  The client (this process, one asyncio loop) shares the machine's
 cores with the server; its CPU time in the put phase is reported too.
@@ -68,7 +70,8 @@ async def run_variant(server, mode, n, puts, rate, key="fan/key", settle=2.0,
         expected_events = len(live) * puts
         sent = {}
         rtts = []
-        cpu0, ccpu0 = server.cpu_ticks(), L.client_cpu_s()
+        split0 = server.cpu_ticks_split()
+        cpu0, ccpu0 = sum(split0), L.client_cpu_s()
         tp0 = time.monotonic()
         for i in range(puts):
             delay = tp0 + i / rate - time.monotonic()
@@ -81,7 +84,8 @@ async def run_variant(server, mode, n, puts, rate, key="fan/key", settle=2.0,
         deadline = time.monotonic() + drain_timeout
         while stats["events"] < expected_events and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        cpu1, ccpu1 = server.cpu_ticks(), L.client_cpu_s()
+        split1 = server.cpu_ticks_split()
+        cpu1, ccpu1 = sum(split1), L.client_cpu_s()
         phase_s = time.monotonic() - tp0
         res["put_phase_s"] = round(phase_s, 3)
         res["put_send_s"] = round(put_s, 3)
@@ -127,11 +131,15 @@ async def run_variant(server, mode, n, puts, rate, key="fan/key", settle=2.0,
             "put_rtt_p99_ms": round(L.pct(sorted(rtts), 99) * 1000, 3),
             "server_cpu_ticks": ticks,
             "server_cpu_s": ticks / L.CLK_TCK,
+            # kernel share: on loopback a send also runs the receiver's TCP
+            # input path in the sender's context, charged to the server
+            "server_stime_share": round((split1[1] - split0[1]) / ticks, 3) if ticks else None,
             "cpu_us_per_event": round(ticks / L.CLK_TCK * 1e6 / delivered, 3) if delivered else None,
             "server_cpu_pct_of_core": round(100.0 * ticks / L.CLK_TCK / phase_s, 1),
             "client_cpu_s": round(ccpu1 - ccpu0, 3),
             "client_cpu_pct_of_core": round(100.0 * (ccpu1 - ccpu0) / phase_s, 1),
             "rss_end_kib": server.rss_kib(),
+            "loadavg_1m": L.loadavg(),
             "server_alive": server.alive(),
         })
         for w in ws:
@@ -154,16 +162,17 @@ def ratio(a, b):
 
 
 def summarize(results, n, puts, rate):
-    hdr = "%-12s %9s %9s %9s %9s %12s %12s %9s %9s" % (
+    hdr = "%-12s %9s %9s %9s %9s %12s %12s %9s %9s %9s" % (
         "variant", "deliv%", "p50_ms", "p99_ms", "max_ms", "KiB/watcher", "CPU_us/evt",
-        "srvCPU%", "cliCPU%")
+        "kernel%", "srvCPU%", "cliCPU%")
     lines = ["watch fan-out: %d watchers on one key, %d puts at %g/s" % (n, puts, rate), hdr]
     for r in results:
         f = lambda v, fmt: (fmt % v) if v is not None else "-"  # noqa: E731
-        lines.append("%-12s %9s %9s %9s %9s %12s %12s %9s %9s" % (
+        lines.append("%-12s %9s %9s %9s %9s %12s %12s %9s %9s %9s" % (
             "%s-%s" % (r["server"], r["mode"]), f(r["delivery_pct"], "%.2f"),
             f(r["lat_p50_ms"], "%.2f"), f(r["lat_p99_ms"], "%.2f"), f(r["lat_max_ms"], "%.1f"),
             f(r["kib_per_watcher"], "%.2f"), f(r["cpu_us_per_event"], "%.2f"),
+            f(r["server_stime_share"] * 100 if r["server_stime_share"] is not None else None, "%.0f"),
             f(r["server_cpu_pct_of_core"], "%.0f"), f(r["client_cpu_pct_of_core"], "%.0f")))
     by = {"%s-%s" % (r["server"], r["mode"]): r for r in results}
     e = by.get("etcd-post")

@@ -160,11 +160,15 @@ class Server:
                     return int(line.split()[1])
         return 0
 
-    def cpu_ticks(self):
+    def cpu_ticks_split(self):
+        """(utime, stime) in clock ticks, all threads (stat fields 14, 15)."""
         with open("/proc/%d/stat" % self.pid) as f:
             s = f.read()
         fields = s[s.rindex(")") + 2:].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
+        return int(fields[11]), int(fields[12])
+
+    def cpu_ticks(self):
+        return sum(self.cpu_ticks_split())
 
     def nofile_limit(self):
         with open("/proc/%d/limits" % self.pid) as f:
@@ -493,4 +497,11 @@ def host_info():
     return {"nproc": os.cpu_count(), "kernel": os.uname().release,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "kvgate_bin": kvgate_bin(), "etcd_bin": etcd_bin(),
-            "clk_tck": CLK_TCK, "data_dir_base": bench_tmpdir()}
+            "clk_tck": CLK_TCK, "data_dir_base": bench_tmpdir(), "loadavg_at_end": loadavg()}
+
+
+def loadavg():
+    """/proc/loadavg's 1-minute figure: other work on the machine skews the
+    figures (2 cores shared by the servers, the client and anything else)."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
