@@ -33,6 +33,8 @@ const tune = {
   statusMs: 3000,       // store status poll
   historyMax: 50,       // versions per history read
   relistMs: 1500,       // after "gone": re-list automatically after this
+  retryMs: 100,         // watch reconnect: first delay, doubled up to maxRetryMs
+  maxRetryMs: 2000,
 };
 
 const kv = new Client();
@@ -67,6 +69,7 @@ const S = {
   rates: [],          // timestamps of recent events (rate display)
   relistTimer: 0,
   paging: false,
+  prefixText: "",
 };
 
 // ---------------------------------------------------------------------------
@@ -106,6 +109,7 @@ async function openView(prefixText) {
   if (S.watch) S.watch.cancel();
   S.watch = null;
   clearTimeout(S.relistTimer);
+  S.prefixText = prefixText;
   const pb = toBytes(prefixText);
   const view = new KeyView(bstr(pb));
   S.view = view;
@@ -138,7 +142,12 @@ async function openView(prefixText) {
     S.relistTimer = setTimeout(() => { if (my === S.gen) openView(prefixText); }, 2000);
     return;
   }
-  const wopts = { ...opts, onState: (s) => { if (my === S.gen) setConn(s); } };
+  const wopts = {
+    ...opts,
+    retryMs: tune.retryMs,
+    maxRetryMs: Math.max(tune.retryMs, tune.maxRetryMs),
+    onState: (s) => { if (my === S.gen) setConn(s); },
+  };
   if (startRev === null) wopts.initial = true; else wopts.startRevision = startRev;
   const w = kv.watch(key, wopts);
   S.watch = w;
@@ -177,6 +186,7 @@ async function consume(w, view, my, prefixText) {
     if (my !== S.gen) return;
     if (e instanceof CompactedError) {
       setConn("gone");
+      if (e.compactRevision != null) { S.status.compact = e.compactRevision; S.dirty.status = true; }
       note(`History needed to resume was compacted${e.compactRevision ? " (at revision " + e.compactRevision + ")" : ""}; listing again.`);
       refreshCompaction();
       S.relistTimer = setTimeout(() => { if (my === S.gen) openView(prefixText); }, tune.relistMs);
@@ -211,7 +221,7 @@ async function loadMore() {
     if (my !== S.gen) return;
     view.abortPage();
     S.shown -= tune.page;
-    if (e instanceof CompactedError) { openView($("prefix").value); return; }
+    if (e instanceof CompactedError) { openView(S.prefixText); return; }
     toast("Could not load more: " + e.message, true);
   } finally {
     if (my === S.gen) S.paging = false;
@@ -290,6 +300,7 @@ function renderKeys() {
   $("key-table").hidden = !list;
   $("key-tree").hidden = list;
   const rows = rowsFor(view);
+  (list ? $("key-tree") : $("key-rows")).textContent = "";  // one set of rows in the DOM
   if (list) reconcile($("key-rows"), rows, makeTr, updateTr);
   else reconcile($("key-tree"), rows, makeTi, updateTi);
   // roving tabindex: exactly one row is in the tab order
@@ -639,13 +650,18 @@ async function onDeleteClose() {
   const d = $("delete-dialog");
   if (d.returnValue !== "delete" || S.selected === null) { focusSelected(); return; }
   const k = S.selected;
+  // afterwards the keyboard focus goes to the next row (or the previous)
+  const box = S.mode === "list" ? $("key-rows") : $("key-tree");
+  const row = box.querySelector(`[data-id="${CSS.escape("k" + k)}"]`);
+  const near = row && (row.nextElementSibling || row.previousElementSibling);
+  if (near) activate(near, false);
   try {
     const r = await kv.delete(unbstr(k));
     toast(Number(r.deleted) ? `Deleted “${keyLabel(k)}” at revision ${r.revision}` : `“${keyLabel(k)}” was already gone`);
   } catch (e) {
     toast("Delete failed: " + e.message, true);
+    focusSelected();
   }
-  focusSelected();
 }
 
 function focusSelected() {
@@ -720,7 +736,8 @@ async function refreshCompaction() {
     if (!(e instanceof CompactedError)) return;
     if (e.compactRevision !== undefined) { S.status.compact = e.compactRevision; }
     else {
-      const w = kv.watch(new Uint8Array([0]), { startRevision: 1, maxRetries: 0 });
+      // (any key: the answer comes before a watcher exists)
+      const w = kv.watch(new Uint8Array([1]), { startRevision: 1, maxRetries: 0 });
       try { await w.synced; } catch (x) { if (x instanceof CompactedError && x.compactRevision != null) S.status.compact = x.compactRevision; }
       w.cancel();
     }
@@ -819,7 +836,7 @@ function init() {
   $("delete-dialog").addEventListener("close", onDeleteClose);
   $("compact-open").addEventListener("click", openCompact);
   $("compact-dialog").addEventListener("close", onCompactClose);
-  $("conn-relist").addEventListener("click", () => openView($("prefix").value));
+  $("conn-relist").addEventListener("click", () => openView(S.prefixText));
   $("events-clear").addEventListener("click", () => { $("events").textContent = ""; S.feedQ.length = 0; });
   $("events").addEventListener("click", (ev) => {
     const li = ev.target.closest("li[data-key]");
