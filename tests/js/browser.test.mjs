@@ -1,0 +1,156 @@
+// kvgate.js in a real browser: headless Debian Chromium (/usr/bin/chromium,
+// never a downloaded browser) through playwright-core.  The page is served
+// by kvgate itself and imports /kvgate.js from it (new Client() with no
+// endpoint: the module's own origin); the watch must survive kvgate being
+// restarted underneath (SIGTERM and kill -9, same data dir, same port) with
+// no gaps and no duplicates, and report compaction as CompactedError.
+// Skipped when chromium or playwright-core is missing, unless
+// KVTEST_REQUIRE_BINARIES=1.
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startKvgate } from "./fixture.mjs";
+
+const CHROMIUM = "/usr/bin/chromium";
+let chromium = null;
+try { ({ chromium } = await import("playwright-core")); } catch { chromium = null; }
+const missing = !existsSync(CHROMIUM) ? CHROMIUM : !chromium ? "playwright-core" : null;
+const skip = missing && process.env.KVTEST_REQUIRE_BINARIES !== "1" ? `${missing} missing` : false;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(cond, ms, what) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe("kvgate.js in headless Chromium", { skip, timeout: 180000 }, () => {
+  let dir, kvgate, kv, browser, page;
+  const consoleLines = [];
+  before(async () => {
+    if (missing) throw new Error(`${missing} missing (KVTEST_REQUIRE_BINARIES=1)`);
+    dir = mkdtempSync(join(tmpdir(), "kvgate-js-browser-"));
+    kvgate = await startKvgate({ dataDir: join(dir, "data") });
+    kv = kvgate.client;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"],
+      timeout: 60000,
+    });
+    page = await browser.newPage();
+    page.setDefaultTimeout(15000);
+    page.on("console", (m) => consoleLines.push(m.text()));
+    page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e}`));
+    // any same-origin document will do: the module is imported from kvgate
+    await page.goto(`${kvgate.url}/version`);
+  });
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await kvgate?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function putRetry(key, value) {
+    for (;;) {
+      try { return (await kv.put(key, value)).revision; } catch (e) {
+        if (e.code !== 14 && e.httpStatus !== 503) throw e;
+        await sleep(5);
+      }
+    }
+  }
+
+  test("every call works from the page (same origin, default endpoint)", async () => {
+    const r = await page.evaluate(async () => {
+      const { Client, CompactedError } = await import("/kvgate.js");
+      const c = new Client();
+      const p = await c.put(new Uint8Array([0, 0xff, 7]), "bin");
+      const g = await c.get(new Uint8Array([0, 0xff, 7]));
+      const l = await c.lease.grant(30, { id: 2n ** 60n });
+      await c.put("br/leased", "x", { lease: l.id });
+      const t = await c.txn({ compare: [{ key: "br/leased", target: "lease", result: "=", lease: l.id }],
+        success: [{ range: { key: "br/", prefix: true } }] });
+      await c.lease.revoke(l.id);
+      let err = null;
+      try { await c.range(""); } catch (e) { err = [e.name, e.code, e.httpStatus, e.message]; }
+      return { endpoint: c.endpoint, rev: p.revision, value: g.value, key: Array.from(g.keyBytes),
+        leaseId: String(l.id), leaseType: typeof l.id, txn: t.succeeded, txnKeys: t.responses[0].range.kvs.map((k) => k.key),
+        err, compactedIsClass: typeof CompactedError === "function" };
+    });
+    assert.equal(r.endpoint, kvgate.url);
+    assert.equal(r.value, "bin");
+    assert.deepEqual(r.key, [0, 0xff, 7]);
+    assert.equal(r.leaseId, String(2n ** 60n));
+    assert.equal(r.leaseType, "bigint");
+    assert.equal(r.txn, true);
+    assert.deepEqual(r.txnKeys, ["br/leased"]);
+    assert.deepEqual(r.err, ["KvgateError", 3, 400, "etcdserver: key is not provided"]);
+  });
+
+  test("watch resumes over SIGTERM and kill -9 restarts: no gaps, no duplicates", async () => {
+    const start = (await kv.put("bw/start", "0")).revision;
+    await page.evaluate(async (start) => {
+      const { Client } = await import("/kvgate.js");
+      const c = new Client();
+      window.__evs = [];
+      window.__err = null;
+      window.__w = c.watch("bw/", { prefix: true, startRevision: start + 1, retryMs: 50, maxRetryMs: 300 });
+      (async () => {
+        try { for await (const e of window.__w) window.__evs.push([e.key, e.value, String(e.revision)]); } catch (e) { window.__err = `${e.name}: ${e.message}`; }
+      })();
+      await window.__w.synced;
+    }, start);
+    const written = [];
+    let stop = false;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        written.push(await putRetry(`bw/${i % 13}`, `v${i}`));
+        if (i % 5 === 0) await sleep(3);
+      }
+    })();
+    const count = () => page.evaluate(() => window.__evs.length);
+    for (const how of ["term", "kill", "term"]) {
+      await sleep(200);
+      const n = await count();
+      await kvgate.restart({ kill: how === "kill" });
+      await until(async () => (await count()) > n + 5, 20000, `events in the page after a ${how} restart`);
+    }
+    stop = true;
+    await writer;
+    const last = written[written.length - 1];
+    await until(async () => (await page.evaluate(() => Number(window.__w.revision))) >= last, 20000, "the last write in the page");
+    const got = await page.evaluate(() => ({ evs: window.__evs, err: window.__err, conns: window.__w.connections, state: window.__w.state }));
+    assert.equal(got.err, null, consoleLines.join("\n"));
+    assert.ok(got.conns >= 4, `connections: ${got.conns}`);
+    assert.equal(got.state, "live");
+    const revs = got.evs.map((e) => Number(e[2]));
+    assert.deepEqual(revs, Array.from({ length: last - start }, (_, i) => start + 1 + i));
+    const hist = await kv.range("bw/", { prefix: true });
+    for (const kvx of hist.kvs.filter((k) => k.key !== "bw/start")) {
+      const lastEv = got.evs.filter((e) => e[0] === kvx.key).pop();
+      assert.deepEqual(lastEv, [kvx.key, kvx.value, String(kvx.modRevision)]);
+    }
+    await page.evaluate(() => window.__w.cancel());
+  });
+
+  test("a compacted resume point surfaces as CompactedError in the page", async () => {
+    const p = await kv.put("bc/a", "1");
+    await kv.put("bc/a", "2");
+    const c = await kv.compact((await kv.status()).revision);
+    const r = await page.evaluate(async (startRev) => {
+      const { Client, CompactedError } = await import("/kvgate.js");
+      const w = new Client().watch("bc/", { prefix: true, startRevision: startRev });
+      try { for await (const _ of w) { /* nothing */ } return null; } catch (e) {
+        return { isCompacted: e instanceof CompactedError, name: e.name, code: e.code, status: e.httpStatus,
+          compactRevision: String(e.compactRevision), state: w.state };
+      }
+    }, p.revision);
+    assert.deepEqual(r, { isCompacted: true, name: "CompactedError", code: 11, status: 410,
+      compactRevision: String(c.revision), state: "gone" });
+  });
+});
