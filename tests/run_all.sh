@@ -11,6 +11,8 @@
 #      in tests/artifacts/san/ and count as failures even if no test
 #      noticed them
 #   4. pytest on every suite under tests/ against the release binary
+#   5. node --test tests/js/: the JavaScript client web/kvgate.js against
+#      the release binary in fixture mode, also in headless Chromium
 #
 # Suites that do not exist yet are skipped, not failed.  Logs and JUnit XML
 # go to tests/artifacts/.  The last line printed is "N passed, N failed"
@@ -21,7 +23,7 @@
 # Environment (all optional):
 #   SAN_SUITES="tests/e2e tests/diff tests/openapi"  pytest paths for step 3
 #   SKIP_SAN=1            skip steps 2 and 3
-#   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_PYTEST    timeouts in seconds
+#   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_PYTEST, T_JS    timeouts in seconds
 #   PYTEST_ARGS           extra arguments for both pytest runs
 set -uo pipefail
 
@@ -35,7 +37,7 @@ SAN=address,undefined
 SAN_BIN=$ROOT/bin/kvgate-san-${SAN//,/_}
 REL_BIN=$ROOT/bin/kvgate
 : "${SAN_SUITES:=tests/e2e tests/diff tests/openapi}"
-: "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=480}" "${T_PYTEST:=600}"
+: "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=480}" "${T_PYTEST:=600}" "${T_JS:=300}"
 read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
 
 passed=0 failed=0 skipped=0
@@ -84,6 +86,16 @@ EOF
         ) || { p=0 f=0 s=0; }
     fi
     [ "$rc" = 5 ] && rc=0
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    summary+=("$name: $p passed, $f failed, $s skipped (exit $rc)")
+}
+
+# node --test (TAP): its closing "# pass N", "# fail N", "# skipped N".
+count_node() {
+    local name=$1 p f s
+    read -r p f s < <(awk '/^# pass [0-9]+$/ {p = $3} /^# fail [0-9]+$/ {f = $3}
+            /^# skipped [0-9]+$/ {s = $3} END {print p+0, f+0, s+0}' "$ART/$name.log")
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     summary+=("$name: $p passed, $f failed, $s skipped (exit $rc)")
@@ -153,6 +165,13 @@ fi
 
 # ---- 4. every Python suite against the release binary ----------------------
 pytest_step pytest "$T_PYTEST" "$REL_BIN" tests
+
+# ---- 5. the JavaScript client (node's test runner) --------------------------
+if [ -d tests/js ]; then
+    run_step js "$T_JS" env KVGATE_BIN="$REL_BIN" KVTEST_REQUIRE_BINARIES=1 \
+        node --test --test-reporter=tap tests/js/
+    count_node js
+fi
 
 note "summary"
 printf '%s\n' "${summary[@]}"
