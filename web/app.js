@@ -110,6 +110,7 @@ async function openView(prefixText) {
   S.watch = null;
   clearTimeout(S.relistTimer);
   S.prefixText = prefixText;
+  if ($("prefix").value !== prefixText) $("prefix").value = prefixText;
   const pb = toBytes(prefixText);
   const view = new KeyView(bstr(pb));
   S.view = view;
@@ -244,6 +245,7 @@ function setConn(s) {
   S.conn = s;
   const c = $("conn");
   c.dataset.state = s;
+  document.body.dataset.conn = s;
   $("conn-text").textContent = CONN_TEXT[s] || s;
   $("conn-relist").hidden = !(s === "gone" || s === "failed");
   if (s === "reconnecting" && was === "live") note("Connection lost; reconnecting…");
@@ -350,13 +352,13 @@ function makeTr(r) {
   const tr = el("tr");
   tr.dataset.id = r.id;
   tr.tabIndex = -1;
-  tr.append(el("td", "k"), el("td", "v"), el("td", "num"), el("td", "num"), el("td", "num"));
+  tr.append(el("td", "k"), el("td", "v"), el("td", "num"), el("td", "num"), el("td", "num lease"));
   return tr;
 }
 
 function updateTr(tr, r) {
   const e = r.entry;
-  tr.setAttribute("aria-selected", String(r.key === S.selected));
+  if (r.key === S.selected) tr.setAttribute("aria-current", "true"); else tr.removeAttribute("aria-current");
   if (tr._e === e) return;
   tr._e = e;
   const [tk, tv, tm, tver, tl] = tr.children;
