@@ -133,6 +133,7 @@ async function openView(prefixText) {
       view.total = Number(r.count);
       view.rev = Number(r.revision);
       view.addPage(r.kvs.map(entryOf), r.more);
+      view.loaded = true;
       startRev = Number(r.revision) + 1;
       S.dirty.list = true;
       schedule();
@@ -152,6 +153,17 @@ async function openView(prefixText) {
   if (startRev === null) wopts.initial = true; else wopts.startRevision = startRev;
   const w = kv.watch(key, wopts);
   S.watch = w;
+  if (wopts.initial) {
+    // synced resolves once the snapshot is queued; a macrotask later the
+    // consumer below has taken it all
+    w.synced.then((rev) => setTimeout(() => {
+      if (my !== S.gen) return;
+      view.loaded = true;
+      note(`Listed ${fmtInt(view.keys.length)} key${view.keys.length === 1 ? "" : "s"} at revision ${rev}; live from here.`);
+      S.dirty.list = S.dirty.status = true;
+      schedule();
+    }), () => {});
+  }
   consume(w, view, my, prefixText);
 }
 
@@ -168,7 +180,6 @@ async function consume(w, view, my, prefixText) {
         snap++;
         if (rev > view.rev) view.rev = rev;
       } else {
-        if (snap >= 0 && view.complete && view.rev === 0) view.rev = Number(w.revision);
         const e = ev.type === "put" ? entryOf(ev.kv) : null;
         const what = view.apply(ev.type === "put" ? "PUT" : "DELETE", k, e, rev);
         if (what) S.changed.add(k);
@@ -315,14 +326,14 @@ function renderKeys() {
 
   const loaded = view.keys.length;
   const total = view.complete ? loaded : Math.max(view.total, loaded);
-  const empty = total === 0 && (view.complete || view.boundary !== null || view.rev > 0);
+  const empty = total === 0 && view.loaded;
   $("keys-empty").hidden = !empty;
   if (empty) {
     $("keys-empty").textContent = view.prefix
       ? `No keys start with “${keyLabel(view.prefix)}”.`
       : "The store is empty. Create a key with New key.";
   }
-  $("key-count").textContent = S.conn === "connecting" && !loaded ? "loading…"
+  $("key-count").textContent = !view.loaded && !loaded ? "loading…"
     : `${fmtInt(total)} key${total === 1 ? "" : "s"}${view.prefix ? " under “" + keyLabel(view.prefix) + "”" : ""}`;
   const more = list ? (loaded > S.shown || !view.complete) && total > Math.min(S.shown, loaded)
                     : rows.length >= S.shown;
@@ -504,6 +515,12 @@ function selectKey(k) {
   }
 }
 
+const SHOW_MAX = 256 * 1024; // characters of a value shown at once
+
+function cut(s, n) {
+  return s.length <= n ? s : s.slice(0, n) + `\n… (${fmtInt(s.length - n)} more characters)`;
+}
+
 function currentFmt(e) {
   if (S.fmt) return e.text === null && S.fmt === "text" ? "hex" : S.fmt;
   return e.text === null ? "hex" : "text";
@@ -534,7 +551,7 @@ function renderDetail() {
   const pre = $("d-value");
   pre.classList.toggle("empty-value", e.value.length === 0);
   pre.textContent = e.value.length === 0 ? "(empty)"
-    : f === "text" ? e.text : f === "hex" ? hexdump(e.value) : base64(e.value);
+    : f === "text" ? cut(e.text, SHOW_MAX) : f === "hex" ? hexdump(e.value) : cut(base64(e.value), SHOW_MAX);
   $("d-gone").hidden = !S.selGone;
   $("d-gone").textContent = S.selGone ? "This key was deleted; its last value is shown." : "";
   $("d-edit").disabled = false;

@@ -28,6 +28,7 @@ export class KeyView {
     this.total = 0;
     this.rev = 0;            // revision applied so far
     this.paging = null;      // {fromRev, held: []} while a page is read
+    this.loaded = false;     // the first page or the snapshot is in
   }
 
   static entry(key, kv, value) {

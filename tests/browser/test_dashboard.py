@@ -382,6 +382,7 @@ def test_live_edit_delete_history_restart(kvgate_factory, browser):
     notes = b.js("[...document.querySelectorAll('#events li.note')].map(l => l.textContent)")
     assert any("Reconnected" in n for n in notes), notes
     assert not any("compacted" in n for n in notes), notes
+    assert sum("Listed" in n for n in notes) == 1, notes
     b.shot("dashboard-after-restart")
 
 
@@ -413,6 +414,7 @@ def test_compacted_while_away_lists_again(kvgate_factory, browser):
     b.wait(conn("live"), 15)
     b.wait(has_row("svc/c") + " && !(" + has_row("svc/a") + ")")
     assert b.js("[...document.querySelectorAll('#key-rows tr')].map(r => r.dataset.id)") == ["ksvc/b", "ksvc/c"]
+    b.wait("[...document.querySelectorAll('#events li.note')].filter(l => l.textContent.includes('Listed 2 keys at revision %d')).length === 1" % rev)
     b.wait("document.getElementById('st-compact').textContent.replace(/\\D/g, '') === '%d'" % rev)
     # history stops at the compaction point gracefully: the value current at
     # the compaction revision is still readable, the one before it is not
