@@ -349,9 +349,11 @@ int main(int argc, char **argv)
     /* Watches: the watchable layer over the store, the endpoints over it. */
     watchable_opts wo;
     watchable_opts_default(&wo);
+    wo.cache_free = watch_http_cache_free; /* each event encoded once for all watchers */
     watchable *ws = watchable_new(store, &wo);
     watch_http_opts who;
     watch_http_opts_default(&who);
+    who.event_cache = true;
     who.sse_heartbeat_ms = (unsigned)o.sse_heartbeat_s * 1000;
     who.max_streams = (unsigned)o.max_streams;
     watch_http *wh = ws ? watch_http_new(store, ws, &kh.header, &who) : NULL;

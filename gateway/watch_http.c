@@ -63,6 +63,7 @@ void watch_http_opts_default(watch_http_opts *o)
     o->idle_poll_ms = 5000;
     o->wake_batch_us = 500;
     o->snapshot_page = 500;
+    o->event_cache = false;
 }
 
 typedef struct wconn wconn;
@@ -299,17 +300,56 @@ static void scratch_reset(wconn *c)
     c->scratch.failed = false;
 }
 
+/* An event's base64 JSON, encoded once per event (and prev_kv choice) and
+ * copied for every watcher that receives it. */
+typedef struct wh_enc {
+    size_t len;
+    char data[];
+} wh_enc;
+
+void watch_http_cache_free(void *enc)
+{
+    free(enc);
+}
+
+static void put_event_cached(gwbuf *b, const watch_event *e, bool text, void *ctx)
+{
+    (void)ctx;
+    const wh_enc *enc = text ? NULL : watch_event_cache_get(e);
+    if (enc) {
+        buf_put(b, enc->data, enc->len);
+        return;
+    }
+    size_t start = b->len;
+    wj_put_event(b, e, text);
+    if (text || b->failed)
+        return;
+    wh_enc *n = malloc(sizeof *n + (b->len - start));
+    if (!n)
+        return;
+    n->len = b->len - start;
+    memcpy(n->data, b->p + start, n->len);
+    watch_event_cache_set(e, n); /* ours or an equal winner: nothing to do */
+}
+
 /* One popped response -> out.  Returns 0 or -1 (ENOMEM). */
 static int encode_response(wconn *c, const watch_response *resp)
 {
     watch_http *wh = c->wh;
     scratch_reset(c);
+    wj_event_writer put_ev = wh->o.event_cache ? put_event_cached : NULL;
     if (!c->sse) {
         buf_puts(&c->scratch, "{\"result\":");
-        wj_put_response(&c->scratch, &wh->hdr, resp, false);
+        if (put_ev)
+            wj_put_response_with(&c->scratch, &wh->hdr, resp, false, put_ev, NULL);
+        else
+            wj_put_response(&c->scratch, &wh->hdr, resp, false);
         return emit_json_line(c);
     }
-    wj_put_response(&c->scratch, &wh->hdr, resp, c->text);
+    if (put_ev)
+        wj_put_response_with(&c->scratch, &wh->hdr, resp, c->text, put_ev, NULL);
+    else
+        wj_put_response(&c->scratch, &wh->hdr, resp, c->text);
     if (resp->created && !resp->canceled) {
         /* progress_rev of a created response: the revision the watch
          * continues after (start - 1, or the current one) */

@@ -40,7 +40,12 @@ typedef struct watch_http_opts {
     unsigned idle_poll_ms;      /* resume idle JSON streams to notice dead peers (30000) */
     unsigned wake_batch_us;     /* how long wake-ups are gathered before a resume pass (500) */
     size_t snapshot_page;       /* keys per range read for initial=true (500) */
+    bool event_cache;           /* share each event's JSON between watchers; needs
+                                   watchable_opts.cache_free = watch_http_cache_free (false) */
 } watch_http_opts;
+
+/* The watchable layer's cache_free for the encodings watch_http caches. */
+void watch_http_cache_free(void *enc);
 
 void watch_http_opts_default(watch_http_opts *o);
 

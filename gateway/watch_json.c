@@ -453,7 +453,7 @@ void wj_put_kv(gwbuf *b, const kv_keyvalue *kv, bool text)
     buf_putc(b, '}');
 }
 
-static void wj_put_event(gwbuf *b, const kv_event *ev, const kv_keyvalue *prev, bool text)
+static void wj_put_kv_event(gwbuf *b, const kv_event *ev, const kv_keyvalue *prev, bool text)
 {
     buf_putc(b, '{');
     if (ev->type == KV_EVENT_DELETE)
@@ -478,7 +478,24 @@ static void wj_put_head(gwbuf *b, const ej_header *h, int64_t rev, int64_t watch
     }
 }
 
+void wj_put_event(gwbuf *b, const watch_event *e, bool text)
+{
+    wj_put_kv_event(b, e->ev, e->prev_kv, text);
+}
+
+static void wj_default_writer(gwbuf *b, const watch_event *e, bool text, void *ctx)
+{
+    (void)ctx;
+    wj_put_event(b, e, text);
+}
+
 void wj_put_response(gwbuf *b, const ej_header *h, const watch_response *r, bool text)
+{
+    wj_put_response_with(b, h, r, text, wj_default_writer, NULL);
+}
+
+void wj_put_response_with(gwbuf *b, const ej_header *h, const watch_response *r, bool text,
+                          wj_event_writer put_ev, void *ctx)
 {
     wj_put_head(b, h, r->header_rev, r->watch_id);
     if (r->created)
@@ -499,7 +516,7 @@ void wj_put_response(gwbuf *b, const ej_header *h, const watch_response *r, bool
         for (size_t i = 0; i < r->n_events; i++) {
             if (i)
                 buf_putc(b, ',');
-            wj_put_event(b, r->events[i].ev, r->events[i].prev_kv, text);
+            put_ev(b, &r->events[i], text, ctx);
         }
         buf_putc(b, ']');
     }

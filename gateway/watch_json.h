@@ -79,6 +79,15 @@ void wj_to_create(const wj_request *req, watch_create_req *out);
 /* The WatchResponse object ({"header":...}), without "result". */
 void wj_put_response(gwbuf *b, const ej_header *h, const watch_response *r, bool text);
 
+/* One Event object ({"type":..,"kv":..,"prev_kv":..}). */
+void wj_put_event(gwbuf *b, const watch_event *e, bool text);
+
+/* As wj_put_response, with every event written by put_ev (e.g. copied from
+ * a cache of its encoding shared by all the watchers that get it). */
+typedef void (*wj_event_writer)(gwbuf *b, const watch_event *e, bool text, void *ctx);
+void wj_put_response_with(gwbuf *b, const ej_header *h, const watch_response *r, bool text,
+                          wj_event_writer put_ev, void *ctx);
+
 /* A response of put events for the initial snapshot of an SSE watch. */
 void wj_put_snapshot(gwbuf *b, const ej_header *h, int64_t rev, int64_t watch_id,
                      const kv_keyvalue *kvs, size_t n, bool text);
