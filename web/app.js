@@ -70,6 +70,8 @@ const S = {
   relistTimer: 0,
   paging: false,
   prefixText: "",
+  capped: false,      // the last render had more rows than `shown`
+  focusFirst: false,  // focus the first row once the new view has rows
 };
 
 // ---------------------------------------------------------------------------
@@ -214,7 +216,9 @@ async function loadMore() {
   const view = S.view;
   if (!view || S.paging) return;
   S.shown += tune.page;
-  if (view.complete || view.keys.length >= S.shown) {
+  // list: rows are keys; tree: fetch only once every loaded key can show
+  const enough = S.mode === "list" ? view.keys.length >= S.shown : S.capped;
+  if (view.complete || enough) {
     S.dirty.list = true;
     schedule();
     return;
@@ -297,7 +301,9 @@ function rowsFor(view) {
       const d = k.slice(0, slash + 1);
       const end = Math.min(hi, view.lowerBound(prefixEnd(d)));
       const open = S.expanded.has(d);
-      rows.push({ id: "d" + d, kind: "dir", key: d, depth, label: d.slice(dirPrefix.length), count: end - i, open });
+      // paged view: a directory that reaches past the loaded keys has more
+      const partial = !view.complete && end === keys.length;
+      rows.push({ id: "d" + d, kind: "dir", key: d, depth, label: d.slice(dirPrefix.length), count: end - i, open, partial });
       if (open) walk(i, end, d, depth + 1);
       i = end;
     }
@@ -323,6 +329,7 @@ function renderKeys() {
   if (!act) act = box.firstElementChild;
   for (const r of box.querySelectorAll('[tabindex="0"]')) if (r !== act) r.tabIndex = -1;
   if (act) act.tabIndex = 0;
+  if (S.focusFirst && box.firstElementChild) { S.focusFirst = false; activate(box.firstElementChild, false); }
 
   const loaded = view.keys.length;
   const total = view.complete ? loaded : Math.max(view.total, loaded);
@@ -335,12 +342,14 @@ function renderKeys() {
   }
   $("key-count").textContent = !view.loaded && !loaded ? "loading…"
     : `${fmtInt(total)} key${total === 1 ? "" : "s"}${view.prefix ? " under “" + keyLabel(view.prefix) + "”" : ""}`;
+  S.capped = rows.length >= S.shown;  // more rows than shown are there
   const more = list ? (loaded > S.shown || !view.complete) && total > Math.min(S.shown, loaded)
-                    : rows.length >= S.shown;
+                    : S.capped || !view.complete;
   $("load-more").hidden = !more;
   $("load-more").disabled = S.paging;
-  $("page-info").textContent = list && total
-    ? `showing ${fmtInt(Math.min(S.shown, loaded))} of ${fmtInt(total)}` : "";
+  $("page-info").textContent = !total ? ""
+    : list ? `showing ${fmtInt(Math.min(S.shown, loaded))} of ${fmtInt(total)}`
+    : view.complete ? "" : `${fmtInt(loaded)} of ${fmtInt(total)} keys loaded`;
 }
 
 /** Puts `rows` in `box` in order, reusing the element of each row id. */
@@ -392,6 +401,11 @@ function makeTi(r) {
   li.setAttribute("role", "treeitem");
   const row = el("div", "row");
   row.append(el("span", "twisty"), el("span", "name"), el("span", "cnt"), el("span", "tv"));
+  if (r.kind === "dir") {
+    const b = el("span", "browse", "browse ›");
+    b.title = "Browse this prefix (Shift+Enter)";
+    row.append(b);
+  }
   row.setAttribute("aria-hidden", "false");
   li.append(row);
   return li;
@@ -408,7 +422,8 @@ function updateTi(li, r) {
     li.setAttribute("aria-expanded", String(r.open));
     tw.textContent = r.open ? "▾" : "▸";
     nm.textContent = keyLabel(r.label);
-    cnt.textContent = fmtInt(r.count);
+    cnt.textContent = fmtInt(r.count) + (r.partial ? "+" : "");
+    cnt.title = r.partial ? "more keys beyond the loaded pages" : "";
     tv.textContent = "";
     li._e = null;
     return;
@@ -446,6 +461,17 @@ function activate(row, select) {
   else selectKey(id.slice(1));
 }
 
+/** A directory of the tree becomes the view's prefix. */
+function browseInto(d) {
+  const text = keyLabel(d);
+  S.expanded.clear();
+  const u = new URL(location.href);
+  u.searchParams.set("prefix", text);
+  history.replaceState(null, "", u);
+  openView(text);
+  S.focusFirst = true;
+}
+
 function toggleDir(d, open) {
   const o = open === undefined ? !S.expanded.has(d) : open;
   if (o) S.expanded.add(d); else S.expanded.delete(d);
@@ -467,6 +493,7 @@ function onKeysKey(ev) {
     case "PageUp": { next = row; for (let i = 0; i < 10 && next.previousElementSibling; i++) next = next.previousElementSibling; break; }
     case "Enter": case " ":
       ev.preventDefault();
+      if (ev.shiftKey && id[0] === "d") { browseInto(id.slice(1)); return; }
       activate(row, true);
       return;
     case "ArrowRight":
@@ -550,6 +577,7 @@ function renderDetail() {
   $("fmt-" + (f === "base64" ? "b64" : f)).checked = true;
   const pre = $("d-value");
   pre.classList.toggle("empty-value", e.value.length === 0);
+  pre.classList.toggle("hexdump", f === "hex" && e.value.length > 0);
   pre.textContent = e.value.length === 0 ? "(empty)"
     : f === "text" ? cut(e.text, SHOW_MAX) : f === "hex" ? hexdump(e.value) : cut(base64(e.value), SHOW_MAX);
   $("d-gone").hidden = !S.selGone;
@@ -841,7 +869,11 @@ function init() {
     });
   }
   for (const box of [$("key-rows"), $("key-tree")]) {
-    box.addEventListener("click", (ev) => activate(rowFromEvent(ev), true));
+    box.addEventListener("click", (ev) => {
+      const row = rowFromEvent(ev);
+      if (row && ev.target.closest(".browse")) browseInto(row.dataset.id.slice(1));
+      else activate(row, true);
+    });
     box.addEventListener("keydown", onKeysKey);
   }
   $("load-more").addEventListener("click", loadMore);
