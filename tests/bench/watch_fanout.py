@@ -92,6 +92,7 @@ async def run_variant(server, mode, n, puts, rate, key="fan/key", settle=2.0,
         res["drained"] = stats["events"] >= expected_events
 
         lat, ulat = [], []
+        per_put = {rev: [] for rev in sent}
         delivered = dups = out_of_order = gaps = 0
         want = sorted(sent)
         for w in live:
@@ -109,11 +110,26 @@ async def run_variant(server, mode, n, puts, rate, key="fan/key", settle=2.0,
                 seen.add(rev)
                 delivered += 1
                 lat.append(kt - sent[rev])
+                per_put[rev].append(kt - sent[rev])
                 ulat.append(ut - sent[rev])
             if len(seen) != len(want):
                 gaps += 1
         lat.sort()
         ulat.sort()
+        # where the tail comes from: whole puts late (commit, wake-up) or
+        # some watchers late within a put (fan-out order, threads)
+        worst = []
+        for rev, ls in per_put.items():
+            if ls:
+                ls.sort()
+                worst.append({"revision": rev, "put_index": want.index(rev),
+                              "first_ms": round(ls[0] * 1000, 2),
+                              "p50_ms": round(L.pct(ls, 50) * 1000, 2),
+                              "last_ms": round(ls[-1] * 1000, 2), "deliveries": len(ls)})
+        worst.sort(key=lambda x: -x["last_ms"])
+        res["slowest_puts"] = worst[:8]
+        res["puts_last_delivery_over_100ms"] = sum(1 for x in worst if x["last_ms"] > 100)
+        res["puts_first_delivery_over_100ms"] = sum(1 for x in worst if x["first_ms"] > 100)
         ticks = cpu1 - cpu0
         res.update({
             "events_expected": n * puts,
