@@ -33,6 +33,7 @@ const tune = {
   statusMs: 3000,       // store status poll
   historyMax: 50,       // versions per history read
   relistMs: 1500,       // after "gone": re-list automatically after this
+  sliceMs: 12,          // longest stretch of event handling without a break
   retryMs: 100,         // watch reconnect: first delay, doubled up to maxRetryMs
   maxRetryMs: 2000,
 };
@@ -171,9 +172,18 @@ async function openView(prefixText) {
 
 async function consume(w, view, my, prefixText) {
   let snap = 0;
+  let slice = performance.now();
   try {
     for await (const ev of w) {
       if (my !== S.gen) return;
+      // a burst must not hold the main thread: give frames a turn every
+      // few milliseconds (the watch holds the rest, and pauses its reading
+      // when too much is waiting)
+      if (performance.now() - slice > tune.sliceMs) {
+        await new Promise((ok) => setTimeout(ok, 0));
+        if (my !== S.gen) return;
+        slice = performance.now();
+      }
       const k = bstr(ev.kv.keyBytes);
       const rev = Number(ev.revision);
       if (ev.initial) {
@@ -722,7 +732,7 @@ function focusSelected() {
 
 function feed(type, k, rev, e) {
   S.feedQ.push({ t: new Date(), type, k, rev, e });
-  if (S.feedQ.length > tune.feedMax) S.feedQ.splice(0, S.feedQ.length - tune.feedMax);
+  if (S.feedQ.length > 2 * tune.feedMax) S.feedQ.splice(0, S.feedQ.length - tune.feedMax);
   const now = performance.now();
   S.rates.push(now);
 }
@@ -735,7 +745,8 @@ function note(text) {
 function renderFeed() {
   const ol = $("events");
   const frag = document.createDocumentFragment();
-  for (let i = S.feedQ.length - 1; i >= 0; i--) {
+  const from = Math.max(0, S.feedQ.length - tune.feedMax);
+  for (let i = S.feedQ.length - 1; i >= from; i--) {
     const x = S.feedQ[i];
     const li = el("li", x.type === "note" ? "note" : "");
     li.append(el("span", "t", fmtTime(x.t)));
