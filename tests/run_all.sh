@@ -10,7 +10,10 @@
 #      themselves) and without tests marked "slow"; sanitizer reports land
 #      in tests/artifacts/san/ and count as failures even if no test
 #      noticed them
-#   4. pytest on every suite under tests/ against the release binary
+#   4. pytest on every suite under tests/ against the release binary,
+#      tests/browser included: EventSource and the dashboard (web/, served
+#      by the binary) in headless Chromium, screenshots kept in
+#      tests/artifacts/screenshots/
 #   5. node --test tests/js/: the JavaScript client web/kvgate.js against
 #      the release binary in fixture mode, also in headless Chromium
 #
