@@ -56,6 +56,14 @@ request, what etcd 3.4.23 does, what kvgate answers, and why.
    suite's proposal.)  Found by tests/diff/test_random_diff.py.
    Why: a request must never kill the server, and an I/O error would be a
    lie.
+8. GET / and the files of web/ (/kvgate.js, /app.js, ...).  etcd 3.4: 404
+   "404 page not found" (POST /: 404 too).  kvgate: the dashboard, 200
+   text/html at /, the JavaScript client at /kvgate.js; POST / is a wrong
+   method (405 JSON, as 5); other unknown paths stay etcd's 404; no path
+   reaches a file outside web/.        (README: "pages served by kvgate (/,
+   or any file of web/)"; not yet in its "Differences" list.)
+   Why: a browser pointed at kvgate gets a live key browser without a
+   separate web server.
 """
 import json
 import socket
@@ -349,3 +357,34 @@ def test_etcd_really_crashes_on_ignore_value_after_from_key_delete(etcd):
         pass
     etcd.proc.wait(10)
     assert etcd.proc.returncode not in (None, 0)
+
+
+# ---- 8. the dashboard at / ---------------------------------------------------
+def test_dashboard_and_client_served(kvgate):
+    c = kvgate.client()
+    r = c.get("/")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/html"), r
+    assert b"<html" in r.raw.lower()
+    r = c.get("/kvgate.js")
+    assert r.status == 200 and "javascript" in r.headers["content-type"], r
+    assert_error(c.post("/", {}), 405, 12)
+    r = c.get("/no-such-file.html")
+    assert (r.status, r.raw) == (404, b"404 page not found\n"), r
+
+
+@pytest.mark.parametrize("path", ["/../Makefile", "/%2e%2e/Makefile", "/..%2fMakefile", "/%2e%2e%2fMakefile",
+                                  "/web/../Makefile", "//etc/passwd", "/..%5cMakefile", "/%2e%2e/%2e%2e/etc/passwd",
+                                  "/kvgate.js/../../Makefile", "/.%2e/Makefile"])
+def test_no_file_outside_web(kvgate, path):
+    from kvtest import REPO
+    import os
+    with open(os.path.join(REPO, "Makefile"), "rb") as f:
+        makefile = f.read()
+    c = kvgate.client()
+    for _ in range(3):  # follow etcd-style 301s to the cleaned path
+        r = c.get(path)
+        if r.status != 301:
+            break
+        path = r.headers["location"]
+    assert r.status in (301, 400, 404), (path, r)
+    assert makefile[:40] not in r.raw and b"root:" not in r.raw, (path, r.raw[:200])
