@@ -163,3 +163,29 @@ def test_max_txn_ops_flag(kvgate_factory):
     r = c.post("/v3/kv/txn", {"success": ops[:4]})
     assert r.status == 200, r
     assert c.revision() == 2
+
+
+def test_ephemeral(kvgate_binary):
+    """README test-fixture mode: --ephemeral keeps everything in memory (no
+    data dir anywhere), and a restart starts empty."""
+    cwd = mktemp("kvtest-eph-")
+    for attempt in range(2):
+        p = subprocess.Popen([kvgate_binary, "--listen", "127.0.0.1:0", "--ephemeral"], cwd=cwd,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = p.stdout.readline().decode()
+            m = LISTEN_LINE.match(line.rstrip("\n"))
+            assert m, (line, p.poll())
+            from kvtest.client import Client
+            c = Client("127.0.0.1", int(m.group(1)))
+            assert c.revision() == 1, "attempt %d: an ephemeral store must start empty" % attempt
+            assert c.put("a", "1")["header"]["revision"] == "2"
+        finally:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        assert p.returncode == 0, p.stderr.read()
+    assert os.listdir(cwd) == [], "--ephemeral wrote %r" % os.listdir(cwd)
