@@ -565,11 +565,12 @@ function currentFmt(e) {
 
 function renderDetail() {
   const e = S.selEntry;
-  const show = S.selected !== null && e !== null;
+  const editing = !$("put-form").hidden;
+  const show = S.selected !== null && e !== null && !editing;
   $("detail").hidden = !show;
   $("detail-empty").hidden = show || !$("put-form").hidden;
   if (!show) {
-    if (S.selected !== null && S.selGone) {
+    if (S.selected !== null && S.selGone && !editing) {
       $("detail-empty").hidden = false;
       $("detail-empty").textContent = `“${keyLabel(S.selected)}” does not exist.`;
     }
@@ -648,6 +649,7 @@ function openPut(fromSelected) {
   const f = $("put-form");
   f.hidden = false;
   $("detail-empty").hidden = true;
+  $("detail").hidden = true;
   $("put-error").hidden = true;
   const e = fromSelected ? S.selEntry : null;
   $("put-title").textContent = e ? "Edit" : "New key";

@@ -333,6 +333,9 @@ def test_live_edit_delete_history_restart(kvgate_factory, browser):
     b.press("ArrowDown")
     assert b.focused() == "tr", b.focused()
     assert b.js("document.activeElement.dataset.id") == "kapp/config/db.port"
+    # the focus is visible: an outline on the focused row
+    assert b.js("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    b.shot("dashboard-keyboard-focus")
     b.press("Delete")
     b.wait("document.getElementById('delete-dialog').open")
     b.press("Tab")
