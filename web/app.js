@@ -782,18 +782,24 @@ async function pollStatus() {
     S.status.version = st.version;
     S.dirty.status = true;
     schedule();
+    await refreshCompaction();
   } catch { /* the connection indicator tells */ }
 }
 
-/** The compaction revision: a read at revision 1 fails once anything is
- *  compacted; then a watch from revision 1 is refused at once (410) with
- *  the compaction revision. */
+/** The compaction revision, as status does not tell it: a read just after
+ *  the known compaction point fails once a newer compaction happened; then
+ *  a watch from revision 1 is refused at once (410) with the compaction
+ *  revision.  One small read per status poll. */
 async function refreshCompaction() {
+  const known = Number(S.status.compact || 0);
   try {
-    await kv.range(new Uint8Array([0]), { revision: 1, countOnly: true });
-    S.status.compact = 0;
+    await kv.range(new Uint8Array([0]), { revision: known + 1, countOnly: true });
+    if (S.status.compact === null) S.status.compact = 0;
   } catch (e) {
-    if (!(e instanceof CompactedError)) return;
+    if (!(e instanceof CompactedError)) {
+      if (S.status.compact === null && e.httpStatus === 400) S.status.compact = known; // a future revision
+      return;
+    }
     if (e.compactRevision !== undefined) { S.status.compact = e.compactRevision; }
     else {
       // (any key: the answer comes before a watcher exists)
@@ -839,7 +845,6 @@ async function onCompactClose() {
   } catch (e) {
     toast("Compaction failed: " + e.message, true);
   }
-  refreshCompaction();
   pollStatus();
 }
 
@@ -912,7 +917,6 @@ function init() {
 
   openView($("prefix").value);
   pollStatus();
-  refreshCompaction();
   setInterval(pollStatus, tune.statusMs);
 }
 
