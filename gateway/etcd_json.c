@@ -1301,3 +1301,10 @@ int ej_get_bool(ej_decoder *d, const char *orig, const char *camel, bool *out)
 {
     return d->root ? get_bool(d, d->root, orig, camel, out) : 0;
 }
+
+int ej_get_enum(ej_decoder *d, const char *orig, const char *camel, const char *go_type,
+                const char *const *names, int n, int *out)
+{
+    enum_def def = {go_type, names, n};
+    return d->root ? get_enum(d, d->root, orig, camel, &def, out) : 0;
+}

@@ -103,6 +103,10 @@ int ej_parse_int64_text(const char *s, size_t n, int64_t *out, char *msg, size_t
  * An absent or null field leaves *out unchanged.  0 or -1 with d->msg. */
 int ej_get_int64(ej_decoder *d, const char *orig, const char *camel, int64_t *out);
 int ej_get_bool(ej_decoder *d, const char *orig, const char *camel, bool *out);
+/* An enum field: one of names[0..n) or any int32; go_type names it in the
+ * errors ("etcdserverpb.AlarmType"). */
+int ej_get_enum(ej_decoder *d, const char *orig, const char *camel, const char *go_type,
+                const char *const *names, int n, int *out);
 
 /* ---- encoding ---- */
 

@@ -16,7 +16,9 @@
  *        RocksDB manual compaction of every column family.
  *        More than maint_max_jobs hashes/defragments at once: 429.
  *   POST .../maintenance/alarm    {}: kvgate raises no alarms (a full disk is
- *        an error on the write itself), so the list is always empty.
+ *        an error on the write itself), so the list is always empty; the
+ *        request is still decoded as etcd does (400 for unknown enum names,
+ *        a negative memberID).
  */
 #ifndef KVGATE_MAINTENANCE_HTTP_H
 #define KVGATE_MAINTENANCE_HTTP_H
