@@ -17,7 +17,6 @@
  * sleeps exactly until the next expiry, so keys go within milliseconds of
  * the TTL (plus the commit).
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "kvstore_int.h"
 #include "lease.h"
 #include "lease_table.h"
 #include "revision.h"
@@ -360,7 +360,6 @@ size_t lessor_count(lessor *l)
 }
 
 /* ---- kv.h: the public lease calls ---- */
-#include "kvstore_int.h"
 
 kv_err kvstore_lease_renew(kvstore *s, int64_t id, int64_t *ttl)
 {
