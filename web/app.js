@@ -66,7 +66,7 @@ const S = {
   changed: new Set(), // keys changed since the last frame (flash)
   feedQ: [],          // feed entries waiting for the next frame
   dirty: { list: false, detail: false, status: false },
-  status: { revision: null, compact: null, dbSize: null, version: "" },
+  status: { revision: null, compact: null, dbSize: null, dbInUse: null, version: "" },
   rates: [],          // timestamps of recent events (rate display)
   relistTimer: 0,
   paging: false,
@@ -776,10 +776,12 @@ function renderFeed() {
 
 async function pollStatus() {
   try {
-    const st = await kv.status();
-    S.status.revision = st.revision;
-    S.status.dbSize = st.dbSize;
-    S.status.version = st.version;
+    // the raw answer: dbSizeInUse is not in Client.status()'s summary
+    const st = await kv.request("/v3/maintenance/status", {});
+    S.status.revision = Number(st.header?.revision ?? 0);
+    S.status.dbSize = Number(st.dbSize ?? 0);
+    S.status.dbInUse = st.dbSizeInUse === undefined ? null : Number(st.dbSizeInUse);
+    S.status.version = st.version || "";
     S.dirty.status = true;
     schedule();
     await refreshCompaction();
@@ -818,7 +820,8 @@ function renderStatus() {
   $("st-rev").textContent = rev ? fmtInt(rev) : "–";
   $("st-compact").textContent = st.compact === null ? "–" : Number(st.compact) ? fmtInt(st.compact) : "never";
   $("st-db").textContent = st.dbSize === null ? "–" : fmtBytes(st.dbSize);
-  $("st-db").title = st.version ? `etcd API ${st.version}` : "";
+  $("st-db").title = st.dbInUse === null ? "" : `${fmtBytes(st.dbInUse)} in use`;
+  $("st-version").textContent = st.version || "–";
 }
 
 function openCompact() {
