@@ -71,6 +71,8 @@ const S = {
   relistTimer: 0,
   paging: false,
   prefixText: "",
+  putRawKey: null,    // {label, key}: the binary key being edited
+  ttl: null,          // {lease, ttl, at}: the selected key's lease, as last read
   capped: false,      // the last render had more rows than `shown`
   focusFirst: false,  // focus the first row once the new view has rows
 };
@@ -582,6 +584,8 @@ function renderDetail() {
   $("d-mod").textContent = e.mod;
   $("d-ver").textContent = e.version;
   $("d-lease").textContent = e.lease === "0" ? "none" : e.lease;
+  $("d-ttl-box").hidden = e.lease === "0";
+  if (e.lease !== "0") showTtl(e.lease);
   $("d-size").textContent = fmtBytes(e.value.length);
   const f = currentFmt(e);
   $("fmt-text").disabled = e.text === null;
@@ -596,6 +600,29 @@ function renderDetail() {
   $("d-edit").disabled = false;
   $("d-delete").disabled = S.selGone;
   $("d-history").disabled = S.selGone;
+}
+
+/** The remaining TTL of the selected key's lease, read once per selection
+ *  and lease (timeToLive), then counted down locally. */
+function showTtl(lease) {
+  const t = S.ttl;
+  const dd = $("d-ttl");
+  if (t && t.lease === lease && t.key === S.selected) {
+    if (t.ttl === null) return;
+    const left = Math.max(0, Math.round(t.ttl - (performance.now() - t.at) / 1000));
+    dd.textContent = t.ttl < 0 ? "expired" : `${fmtInt(left)} s`;
+    return;
+  }
+  dd.textContent = "…";
+  const key = S.selected;
+  S.ttl = { lease, key, ttl: null, at: 0 };
+  kv.lease.timeToLive(lease).then((r) => {
+    if (!S.ttl || S.ttl.lease !== lease || S.ttl.key !== key) return;
+    S.ttl.ttl = Number(r.ttl);
+    S.ttl.at = performance.now();
+    S.dirty.detail = true;
+    schedule();
+  }, () => {});
 }
 
 async function showHistory() {
@@ -654,6 +681,8 @@ function openPut(fromSelected) {
   const e = fromSelected ? S.selEntry : null;
   $("put-title").textContent = e ? "Edit" : "New key";
   $("put-key").value = e ? keyLabel(S.selected) : (S.view ? keyLabel(S.view.prefix) : "");
+  // a binary key is shown as 0x…: the form keeps its bytes while the field is unchanged
+  S.putRawKey = e && asText(unbstr(S.selected)) === null ? { label: keyLabel(S.selected), key: S.selected } : null;
   $("put-key").readOnly = false;
   $("put-b64").checked = !!e && e.text === null;
   $("put-value").value = e ? (e.text !== null ? e.text : base64(e.value)) : "";
@@ -684,10 +713,12 @@ async function submitPut(ev) {
   const btn = $("put-submit");
   btn.disabled = true;
   try {
-    const r = await kv.put(keyText, value, leaseText && leaseText !== "0" ? { lease: leaseText } : {});
+    const raw = S.putRawKey && S.putRawKey.label === keyText ? S.putRawKey.key : null;
+    const keyBytes = raw !== null ? unbstr(raw) : toBytes(keyText);
+    const r = await kv.put(keyBytes, value, leaseText && leaseText !== "0" ? { lease: leaseText } : {});
     toast(`Put “${keyText}” at revision ${r.revision}`);
     closePut();
-    selectKey(bstr(toBytes(keyText)));
+    selectKey(bstr(keyBytes));
   } catch (e) {
     errEl.textContent = e.code === 5 ? `Lease ${leaseText} does not exist.` : e.message;
     errEl.hidden = false;
@@ -921,6 +952,7 @@ function init() {
   openView($("prefix").value);
   pollStatus();
   setInterval(pollStatus, tune.statusMs);
+  setInterval(() => { if (S.selEntry && S.selEntry.lease !== "0" && !$("detail").hidden) showTtl(S.selEntry.lease); }, 1000);
 }
 
 // For tests and the curious: the state and the tunables.

@@ -296,6 +296,7 @@ def test_live_edit_delete_history_restart(kvgate_factory, browser):
         time.sleep(0.05)
     assert get(c, "app/leased").get("lease") == lease
     b.wait("document.getElementById('d-lease').textContent === %s" % json.dumps(lease))
+    b.wait("/^(599|600) s$/.test(document.getElementById('d-ttl').textContent)")
 
     # history: three versions, newest first, each with its revision
     r1 = put(c, "app/h", "v-one")
@@ -496,3 +497,21 @@ def test_paged_view_and_burst(kvgate_factory, browser):
     worst = b.js("Math.max(...window.__gaps.slice(1))")
     assert worst < 1000, "a frame took %s ms" % worst
     b.shot("dashboard-paged-burst", scheme="dark")
+
+    # a binary key (not UTF-8) is shown as 0x…, and editing it from the page
+    # writes the same bytes, not the label
+    bkey = b"many/\xff\xfebin"
+    r = c.post("/v3/kv/put", {"key": base64.b64encode(bkey).decode(), "value": b64("raw")})
+    assert r.status == 200
+    sel = '[data-id="k%s"]' % bkey.decode("latin-1")
+    b.wait("!!document.querySelector(%s)" % json.dumps(sel))
+    assert b.js("document.querySelector(%s).firstElementChild.textContent" % json.dumps(sel)) == "0x" + bkey.hex()
+    b.click(sel)
+    b.click("#d-edit")
+    b.fill("#put-value", "edited binary-keyed")
+    b.click("#put-submit")
+    b.wait("document.getElementById('d-value').textContent === 'edited binary-keyed'")
+    r = c.post("/v3/kv/range", {"key": base64.b64encode(bkey).decode()}).json()
+    assert base64.b64decode(r["kvs"][0]["value"]) == b"edited binary-keyed"
+    r = c.post("/v3/kv/range", {"key": b64("0x"), "range_end": b64("0y"), "count_only": True}).json()
+    assert r.get("count", "0") == "0"
