@@ -493,10 +493,23 @@ def write_json(name, obj):
     return path
 
 
+def _git(*args):
+    try:
+        return subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def host_info():
-    return {"nproc": os.cpu_count(), "kernel": os.uname().release,
+    b = kvgate_bin()
+    return {"git_head": _git("rev-parse", "HEAD"),
+            "git_dirty_store_gateway": _git("status", "--short", "--", "store", "gateway"),
+            "kvgate_bin_mtime": (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(b)))
+                                 if os.path.exists(b) else None),
+            "nproc": os.cpu_count(), "kernel": os.uname().release,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "kvgate_bin": kvgate_bin(), "etcd_bin": etcd_bin(),
+            "kvgate_bin": b, "etcd_bin": etcd_bin(),
             "clk_tck": CLK_TCK, "data_dir_base": bench_tmpdir(), "loadavg_at_end": loadavg()}
 
 

@@ -438,6 +438,8 @@ def test_memory_bounded_while_readers_stall(scenario):
         pytest.xfail(
             "kvgate bug: RSS grew %d KiB more than the control (limit %d KiB): a stream's queue "
             "is bounded by events (watchable stream_queue_events = 1024), not bytes, so a "
-            "stalled reader pins every unread event's block (up to 1024 x the value size)"
+            "stalled reader pins every unread event's block, values and cached JSON encodings "
+            "(up to 1024 x the value size per stream) instead of parking its watchers as "
+            "victims to re-read history when it reads again"
             % (extra, EXTRA_GROWTH_LIMIT_KIB))
     assert extra < EXTRA_GROWTH_LIMIT_KIB
