@@ -54,6 +54,10 @@
 /* Tunables that are not options. */
 static const size_t wh_buf_keep = 0;         /* idle streams keep buffers up to this */
 static const unsigned wh_tick_ms = 1000;      /* heartbeat / idle scan period (max) */
+/* Event encodings cached for sharing at most this big: a cached encoding
+ * lives as long as the event's block, which a stalled reader's queue pins,
+ * so big values are encoded per delivery instead of doubling that memory. */
+static const size_t wh_cache_max = 2048;
 
 void watch_http_opts_default(watch_http_opts *o)
 {
@@ -322,7 +326,7 @@ static void put_event_cached(gwbuf *b, const watch_event *e, bool text, void *ct
     }
     size_t start = b->len;
     wj_put_event(b, e, text);
-    if (text || b->failed)
+    if (text || b->failed || b->len - start > wh_cache_max)
         return;
     wh_enc *n = malloc(sizeof *n + (b->len - start));
     if (!n)
