@@ -581,7 +581,42 @@ typedef struct wtxn {
     int64_t sub;   /* changes so far */
     bool *path;    /* compare outcomes, etcd's txnPath (DFS order) */
     size_t npath, cappath;
+    /* Starts of the from-key deletes (range_end "\0") met so far by the
+     * check pass, in execution order.  etcd's duplicate-key check lets such
+     * a delete overlap a later put, so a put with ignore_value/ignore_lease
+     * may find its key gone by then: the check pass must see that, or the
+     * apply pass would fail after writing (borrowed pointers into the req). */
+    const kv_bytes **fromkey;
+    size_t nfromkey, capfromkey;
 } wtxn;
+
+static bool is_fromkey_end(const kv_bytes *end)
+{
+    return end->len == 1 && end->data[0] == 0;
+}
+
+/* True if a from-key delete met earlier in the txn covers `key`. */
+static bool wtxn_deleted_earlier(const wtxn *t, const kv_bytes *key)
+{
+    for (size_t i = 0; i < t->nfromkey; i++)
+        if (bytes_cmp(t->fromkey[i]->data, t->fromkey[i]->len, key->data, key->len) <= 0)
+            return true;
+    return false;
+}
+
+static kv_err wtxn_note_fromkey(wtxn *t, const kv_bytes *start)
+{
+    if (t->nfromkey == t->capfromkey) {
+        size_t cap = t->capfromkey ? 2 * t->capfromkey : 4;
+        const kv_bytes **p = realloc(t->fromkey, cap * sizeof *p);
+        if (!p)
+            return KV_ERR_NOMEM;
+        t->fromkey = p;
+        t->capfromkey = cap;
+    }
+    t->fromkey[t->nfromkey++] = start;
+    return KV_OK;
+}
 
 static int64_t wtxn_rev(const wtxn *t)
 {
@@ -1108,11 +1143,14 @@ static kv_err check_requests(wtxn *t, const kv_txn_req *tr, size_t *pi, int whic
             if (p->ignore_value || p->ignore_lease) {
                 latest l;
                 e = lookup(&t->v, p->key.data, p->key.len, t->begin, &l);
-                if (!e && !l.found)
+                if (!e && (!l.found || wtxn_deleted_earlier(t, &p->key)))
                     e = KV_ERR_KEY_NOT_FOUND;
             }
             if (!e && p->lease && !lease_exists(&t->v, p->lease))
                 e = KV_ERR_LEASE_NOT_FOUND;
+        } else if (which == 0 && op->type == KV_OP_DELETE &&
+                   is_fromkey_end(&op->u.del.range_end)) {
+            e = wtxn_note_fromkey(t, &op->u.del.key);
         } else if (which == 1 && op->type == KV_OP_RANGE) {
             const kv_range_req *r = &op->u.range;
             if (r->revision != 0) {
@@ -1376,6 +1414,7 @@ static kv_err apply_request(committer *c, kvstore_pending *p)
     }
     }
     free(t.path);
+    free(t.fromkey);
     if (fatal == KV_ERR_KEY_NOT_FOUND || fatal == KV_ERR_COMPACTED)
         fatal = KV_ERR_IO; /* checked before; the data disagrees with the index */
     if (e || fatal) {
