@@ -6,6 +6,7 @@ import os
 import http.client
 import json
 import signal
+import subprocess
 import socket
 import threading
 import time
@@ -58,58 +59,98 @@ def test_sigterm_finishes_a_request_in_flight(kvgate):
     assert kv["mod_revision"] == rev and kv["value"] == b64("v" * 1000)
 
 
+def _put_loop(port, prefix, out_path, stop):
+    """Writer process: puts distinct keys on one keep-alive connection until
+    stop is set or the server goes away; one line "key rev" per 200, one
+    line "! status body" for any other answer.  A process, not a thread:
+    several of them load kvgate far more than threads under one GIL."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    i = 0
+    with open(out_path, "w") as out:
+        while not stop.is_set():
+            key = "%s-%05d" % (prefix, i)
+            i += 1
+            try:
+                conn.request("POST", "/v3/kv/put", json.dumps({"key": b64(key), "value": b64(key)}),
+                             {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException):
+                return
+            if r.status == 200:
+                out.write("%s %s\n" % (key, json.loads(data)["header"]["revision"]))
+                out.flush()
+            else:
+                if r.status != 503:  # 503 UNAVAILABLE: shutting down
+                    out.write("! %d %r\n" % (r.status, data[:200]))
+                return
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("disk", [False, True], ids=["tmpfs", "disk"])
 def test_sigterm_under_load_keeps_every_acknowledged_write(kvgate_factory, disk):
-    """16 keep-alive clients put distinct keys as fast as they can; SIGTERM
-    in the middle (3 rounds on the same data dir).  Exit 0 every time; after
+    """12 writer processes put distinct keys as fast as they can; SIGTERM in
+    the middle; 3 rounds on the same data dir, while a second kvgate is
+    kept busy on the same cores.  Exit 0 every time (seen:
+    MHD_stop_daemon() aborting with suspended connections, exit -6); after
     each restart every acknowledged put is there with its revision, and the
     revisions 2..current are exactly the keys present (no holes, no
     half-applied requests).  On disk, fsync is slow, so requests wait for
     their commit (suspended connections) when SIGTERM comes."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
     kvgate = kvgate_factory(data_dir=os.path.join(mktemp("kvtest-disk-", disk=True), "data") if disk else None)
-    acked = {}
-    bad = []
-    lock = threading.Lock()
-    for rnd in range(3):
-        stop = threading.Event()
+    outdir = mktemp("kvtest-acks-")
+    # a second, busy kvgate on the same 2 cores: the shutdown race needs
+    # kvgate's threads to be preempted at the wrong moment
+    noise = kvgate_factory()
+    noise_stop = ctx.Event()
+    noisers = [ctx.Process(target=_put_loop, args=(noise.port, "n%d" % w, os.devnull, noise_stop)) for w in range(4)]
+    for p in noisers:
+        p.start()
+    try:
+        sigterm_rounds(ctx, kvgate, outdir)
+    finally:
+        noise_stop.set()
+        for p in noisers:
+            p.join(20)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
 
-        def writer(t):
-            conn = http.client.HTTPConnection("127.0.0.1", kvgate.port, timeout=10)
-            i = 0
-            while not stop.is_set():
-                key = "r%d/w%02d-%05d" % (rnd, t, i)
-                i += 1
-                try:
-                    conn.request("POST", "/v3/kv/put", json.dumps({"key": b64(key), "value": b64(key)}),
-                                 {"Content-Type": "application/json"})
-                    r = conn.getresponse()
-                    data = r.read()
-                except (OSError, http.client.HTTPException):
-                    return  # the server went away: this put is unacknowledged
-                if r.status == 200:
-                    with lock:
-                        acked[key] = int(json.loads(data)["header"]["revision"])
-                else:
-                    if r.status != 503:  # 503 UNAVAILABLE: shutting down
-                        with lock:
-                            bad.append((key, r.status, data[:300]))
-                    return
-        ts = [threading.Thread(target=writer, args=(t,)) for t in range(16)]
-        n0 = len(acked)
-        for t in ts:
-            t.start()
-        time.sleep(0.7)
-        n_before = len(acked) - n0
-        kvgate.proc.send_signal(signal.SIGTERM)
+
+def sigterm_rounds(ctx, kvgate, outdir):
+    acked = {}
+    for rnd in range(3):
+        stop = ctx.Event()
+        procs = [ctx.Process(target=_put_loop, args=(kvgate.port, "r%d/w%d" % (rnd, w),
+                                                      os.path.join(outdir, "r%d-w%d" % (rnd, w)), stop))
+                 for w in range(12)]
+        for p in procs:
+            p.start()
         try:
-            kvgate.proc.wait(20)
+            time.sleep(0.8)
+            kvgate.proc.send_signal(signal.SIGTERM)
+            try:
+                kvgate.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                pytest.fail("round %d: no exit within 20 s of SIGTERM" % rnd)
         finally:
             stop.set()
-            for t in ts:
-                t.join(20)
-        assert n_before > 20, "too few writes before SIGTERM (%d) to test anything" % n_before
-        assert not bad, "answers other than 200/503 during shutdown: %r" % bad
+            for p in procs:
+                p.join(20)
+                if p.is_alive():
+                    p.kill()
+                    p.join(5)
+        n = 0
+        for w in range(12):
+            with open(os.path.join(outdir, "r%d-w%d" % (rnd, w))) as f:
+                for line in f:
+                    assert not line.startswith("!"), "answer other than 200/503 during shutdown: %s" % line
+                    key, rev = line.split()
+                    acked[key] = int(rev)
+                    n += 1
+        assert n > 20, "too few writes before SIGTERM (%d) to test anything" % n
         assert kvgate.proc.returncode == 0, "round %d: exit %s after SIGTERM under load: %s" % (
             rnd, kvgate.proc.returncode, kvgate.stderr()[-1000:])
         kvgate.stop()
