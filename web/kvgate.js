@@ -222,6 +222,8 @@
  * @property {number} [retryMs]      first reconnect delay (default 100), doubled up to maxRetryMs
  * @property {number} [maxRetryMs]   default 2000
  * @property {number} [maxRetries]   consecutive failed reconnects before giving up (default Infinity)
+ * @property {number} [idleTimeoutMs] reconnect when nothing (not even a heartbeat) came for this long
+ *   (default 45000: three of kvgate's default --sse-heartbeat; 0: never)
  */
 
 /**
@@ -1077,16 +1079,26 @@ export class Watch {
       const td = new TextDecoder();
       const parser = new SseParser();
       let snapshot = this._lastId < 0n && this._o.initial ? [] : null;
+      // A peer that vanished without closing (no FIN: cable, sleep, NAT)
+      // sends nothing, not even the heartbeat comments: reconnect then.
+      const idleMs = this._o.idleTimeoutMs ?? 45000;
+      let lastData = Date.now();
+      const idle = idleMs > 0 ? setInterval(() => { if (Date.now() - lastData > idleMs) ctl.abort(); },
+        Math.max(10, Math.min(idleMs / 3, 5000))) : null;
+      if (idle && typeof idle === "object" && typeof idle.unref === "function") idle.unref(); // Node: not by itself
+      // cancel(), the idle check: end a pending read even if the body ignores the abort
+      const onAbort = () => { reader.cancel().catch(() => {}); };
+      ctl.signal.addEventListener("abort", onAbort, { once: true });
       try {
         for (;;) {
           let r;
           try {
             r = await reader.read();
           } catch (e) {
-            if (sig.aborted) return created;
-            return created; // dropped: reconnect
+            return created; // dropped (or cancelled, or idle): the pump decides
           }
           if (r.done) return created;
+          lastData = Date.now();
           const msgs = parser.push(td.decode(r.value, { stream: true }));
           for (const m of msgs) {
             if (m.retry !== undefined || (!m.data && m.event === "")) continue;
@@ -1147,6 +1159,8 @@ export class Watch {
           }
         }
       } finally {
+        if (idle) clearInterval(idle);
+        ctl.signal.removeEventListener("abort", onAbort);
         reader.cancel().catch(() => {});
       }
     } finally {

@@ -207,6 +207,29 @@ describe("watch wire path (fake fetch)", () => {
     await assert.rejects(c2.watch("k").done, (e) => e instanceof KvgateError && !(e instanceof CompactedError) && e.code === 3);
   });
 
+  test("a silent connection (no data, no heartbeat) is dropped after idleTimeoutMs and resumed", async () => {
+    const urls = [];
+    const fetch = async (url, init) => {
+      urls.push(url);
+      const created = "event: created\nid: 10\n" + `data: ${JSON.stringify({ header: hdr(10), created: true })}\n\n`;
+      if (urls.length === 1) {
+        // then silence, never closed (only the abort ends it)
+        const body = new ReadableStream({ start(c) { c.enqueue(enc.encode(created)); init.signal.addEventListener("abort", () => c.error(new Error("aborted"))); } });
+        return new Response(body, { status: 200 });
+      }
+      return sseResponse([created.replace("id: 10", "id: 10"), data({ header: hdr(11), events: [{ kv: kvJson("k", 11, "x") }] }, 11)], { keepOpen: true });
+    };
+    const c = new Client("http://fake.invalid", { fetch });
+    // a fake stream holds no socket: keep the event loop alive (the idle timer does not)
+    const keep = setInterval(() => {}, 1000);
+    const w = c.watch("k", { retryMs: 1, idleTimeoutMs: 60 });
+    try {
+      for await (const ev of w) { assert.equal(ev.revision, 11); break; }
+    } finally { clearInterval(keep); }
+    assert.equal(urls.length, 2);
+    assert.match(urls[1], /last_event_id=10$/);
+  });
+
   test("maxRetries gives up with code 14", async () => {
     const c = new Client("http://fake.invalid", { fetch: async () => { throw new TypeError("fetch failed"); } });
     await assert.rejects(c.watch("k", { retryMs: 1, maxRetries: 3 }).done, (e) => e.code === 14);
