@@ -60,7 +60,7 @@
 
 /**
  * @typedef {object} WatchEvent
- * @property {"put" | "delete"} type
+ * @property {"put" | "delete" | "synced"} type  "synced" only with the markers option
  * @property {string} key
  * @property {string} value       "" for a delete
  * @property {Int64} revision     the event's revision (kv.modRevision)
@@ -214,6 +214,8 @@
  * @property {boolean} [initial]   current values first (as "put" events with initial: true), then changes
  * @property {("noput"|"nodelete")[]} [filters]
  * @property {boolean} [progressNotify]
+ * @property {boolean} [markers]   also yield one {type: "synced", revision, kv: null} item once the
+ *   watch is created (with initial: right after the last snapshot event), in order with the events
  * @property {AbortSignal} [signal]      cancels the watch
  * @property {(ev: WatchEvent) => void | Promise<void>} [onEvent]  callback form (then do not iterate)
  * @property {(err: Error) => void} [onError]   callback form: the error that ended the watch
@@ -912,7 +914,8 @@ export class Watch {
     /** @type {WatchState} */
     this.state = "connecting";
     let syncedOk, syncedErr;
-    /** resolves with the revision once the watch is created (with initial: once the snapshot is delivered) */
+    /** resolves with the revision once the watch is created (with initial: once the snapshot is
+     * queued for you, maybe not yet taken; the markers option gives an in-order "synced" item) */
     this.synced = new Promise((a, b) => { syncedOk = a; syncedErr = b; });
     this.synced.catch(() => {});
     this._syncedOk = syncedOk; this._syncedErr = syncedErr;
@@ -1003,7 +1006,7 @@ export class Watch {
       }
       this._lastId = big(rev);
       await this._push(evs, this._lastId);
-      this._syncedOk(toInt64(this._lastId));
+      this._synced(this._lastId);
       start = this._lastId + 1n;
       this._reqStart = start;
     }
@@ -1114,7 +1117,7 @@ export class Watch {
                 this._lastId = cid;
                 this._push([], cid);
               }
-              if (snapshot === null) this._syncedOk(toInt64(this._lastId));
+              if (snapshot === null) this._synced(this._lastId);
               continue;
             }
             if (m.event === "canceled") {
@@ -1133,7 +1136,7 @@ export class Watch {
                 if (id > this._lastId) this._lastId = id;
                 await this._push(evs, id);
               }
-              this._syncedOk(toInt64(id));
+              this._synced(id);
               continue;
             }
             if (m.event === "progress") {
@@ -1167,6 +1170,18 @@ export class Watch {
       unlink();
       ctl.abort();
     }
+  }
+
+  /** the watch is created (with initial: the snapshot is queued): once per watch */
+  _synced(rev) {
+    if (this._syncedSeen) return;
+    this._syncedSeen = true;
+    const r = toInt64(rev);
+    if (this._o.markers) {
+      this._queue.push({ ev: { type: "synced", key: "", value: "", revision: r, kv: null, prevKv: null, initial: !!this._o.initial }, doneRev: big(rev) });
+      this._wake();
+    }
+    this._syncedOk(r);
   }
 
   /** queues events; the last one carries doneRev; waits if the consumer lags */

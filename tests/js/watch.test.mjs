@@ -71,6 +71,28 @@ describe("watch (ephemeral kvgate)", () => {
     await c.done;
   });
 
+  test("markers: one synced item in order, after the snapshot (GET and POST forms) or at creation", async () => {
+    await kv.put("mk/a", "A");
+    await kv.put(new Uint8Array([0x6d, 0x6b, 0x00, 1]), "nul");
+    for (const key of ["mk/", new Uint8Array([0x6d, 0x6b, 0x00])]) {
+      const w = kv.watch(key, { prefix: true, initial: true, markers: true });
+      const c = collect(w);
+      const at = await w.synced;
+      const p = await kv.put(typeof key === "string" ? "mk/b" : new Uint8Array([0x6d, 0x6b, 0x00, 2]), "B");
+      await until(() => c.evs.length === 3);
+      assert.deepEqual(c.evs.map((e) => [e.type, e.initial]), [["put", true], ["synced", true], ["put", false]]);
+      assert.equal(c.evs[1].revision, at);
+      assert.equal(c.evs[2].revision, p.revision);
+      w.cancel();
+    }
+    const w = kv.watch("mk/", { prefix: true, markers: true });
+    const c = collect(w);
+    await until(() => c.evs.length === 1);
+    assert.equal(c.evs[0].type, "synced");
+    assert.equal(c.evs[0].revision, await w.synced);
+    w.cancel();
+  });
+
   test("initial over many keys (several snapshot pages)", async () => {
     const n = 1234;
     for (let i = 0; i < n; i += 100) {
