@@ -275,6 +275,7 @@ function setConn(s) {
   document.body.dataset.conn = s;
   $("conn-text").textContent = CONN_TEXT[s] || s;
   $("conn-relist").hidden = !(s === "gone" || s === "failed");
+  document.title = s === "live" ? "kvgate" : `kvgate (${CONN_TEXT[s] || s})`;
   if (s === "reconnecting" && was === "live") note("Connection lost; reconnecting…");
   if (s === "live" && (was === "reconnecting")) note("Reconnected; resumed after revision " + (S.watch ? S.watch.revision : "?"));
   if (s === "live") pollStatus();
@@ -948,6 +949,16 @@ function init() {
   for (const r of document.querySelectorAll('input[name="fmt"]')) {
     r.addEventListener("change", () => { S.fmt = r.value; S.dirty.detail = true; schedule(); });
   }
+
+  // "/" jumps to the prefix box (when not typing somewhere else)
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key !== "/" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const t = ev.target;
+    if (t.closest && t.closest("input, textarea, select, dialog")) return;
+    ev.preventDefault();
+    $("prefix").focus();
+    $("prefix").select();
+  });
 
   openView($("prefix").value);
   pollStatus();
