@@ -173,7 +173,6 @@ async function openView(prefixText) {
 }
 
 async function consume(w, view, my, prefixText) {
-  let snap = 0;
   let slice = performance.now();
   try {
     for await (const ev of w) {
@@ -191,7 +190,6 @@ async function consume(w, view, my, prefixText) {
       if (ev.initial) {
         view.set(entryOf(ev.kv));
         view.total++;
-        snap++;
         if (rev > view.rev) view.rev = rev;
       } else {
         const e = ev.type === "put" ? entryOf(ev.kv) : null;
