@@ -1033,6 +1033,7 @@ export class Watch {
           progressed = await this._connectOnce();
         } catch (e) {
           if (sig.aborted) break;
+          if (!(e instanceof KvgateError)) throw e; // a bug, not the network: do not loop on it
           if (e instanceof KvgateError && e.httpStatus >= 400 && e.httpStatus < 500 && e.httpStatus !== 429 && e.httpStatus !== 408) throw e;
           if (e instanceof KvgateError && e.code !== 14 && e.httpStatus === 0 && !(e.cause)) throw e;
           if (e instanceof KvgateError && e.httpStatus === 429) {
