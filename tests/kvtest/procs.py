@@ -106,7 +106,6 @@ class Server:
         self.extra_args = list(extra_args)
         self.proc = None
         self.starts = 0
-        self._owns_data = data_dir is None
 
     # -- to override --
     def argv(self):
@@ -211,10 +210,11 @@ class Server:
         return self.start(timeout)
 
     def cleanup(self):
-        self.kill()
+        """Stop (SIGTERM, so a sanitizer build can report leaks at exit; kill
+        -9 after 5 s) and remove the temp dir (a data dir given by the
+        caller lives elsewhere and is removed with its own temp dir)."""
+        self.stop(timeout=5)
         shutil.rmtree(self.tmp, ignore_errors=True)
-        if not self._owns_data:
-            pass
 
 
 class Kvgate(Server):
