@@ -206,7 +206,10 @@ def test_thousands_of_idle_streams(kvgate_factory):
         cpu_idle = _cpu_seconds(pid) - cpu0
         assert cpu_idle < 0.3, "idle streams burn CPU: %.2fs in 3s" % cpu_idle
         per_stream = (rss1 - rss0) / n
-        assert per_stream < 64, "%.1f KiB per stream" % per_stream
+        # ASan's shadow memory and redzones inflate RSS several times over:
+        # the bound only means something for the release binary.
+        if os.environ.get("KVGATE_SANITIZED") != "1":
+            assert per_stream < 64, "%.1f KiB per stream" % per_stream
         t = time.monotonic()
         k.client().put("hot", "v")
         for i, s in enumerate(streams):
