@@ -10,7 +10,9 @@ tests asserting behaviour only, never timing:
   - two stalled readers (one POST, one SSE) on the prefix "st/": their
     socket (receive buffer shrunk to 32 KiB) is not read at all after the
     created message, while the writer puts 50 MiB of values (200 x 256 KiB)
-    under "st/big/" interleaved with 200 small puts on the hot key;
+    under "st/big/" interleaved with 200 small puts on the hot key, then
+    10 txns of 100 puts under "st/m/" (1,000 events in 10 revisions: the
+    stalled readers' queues, 1,024 events, overflow);
   - then the stalled readers read again.
 
 Asserted: every healthy watcher gets every event of what it watches, in
@@ -48,6 +50,7 @@ N_SMALL = 200                            # puts on HOT
 N_BIG = 64 if SANITIZED else 200         # puts of BIG bytes under st/big/ (50 MiB)
 BIG = 256 * 1024
 N_WARM = 3                               # small puts before the memory baseline
+N_TXN, TXN_OPS = 10, 100                 # then txns of 100 puts under st/m/
 HOT = "st/k"
 PREFIX, PREFIX_END = "st/", "st0"
 EXTRA_GROWTH_LIMIT_KIB = 24 * 1024       # about half of the 50 MiB written
@@ -287,7 +290,7 @@ def scenario(kvgate_binary):
             "not every healthy watcher was created: %d of %d" % (
                 sum(1 for s in healthy + wide if s.created()), len(healthy + wide))
 
-        small_revs, big_revs, expect_all = [], [], []
+        small_revs, big_revs, txn_revs, expect_all = [], [], [], []
 
         def small(i):
             r = int(c.put(HOT, "s%04d" % i)["header"]["revision"])
@@ -318,6 +321,18 @@ def scenario(kvgate_binary):
                     big_revs.append(r)
                     expect_all.append((b"st/big/%03d" % j, r, big_value(j)))
                     j += 1
+                # last, many events in few revisions: the stalled readers'
+                # queues (1,024 events) overflow, so they also catch up
+                # through the victim / history path
+                for t in range(N_TXN):
+                    ops = [(b"st/m/%02d-%03d" % (t, o), b"m%02d-%03d" % (t, o))
+                           for o in range(TXN_OPS)]
+                    r = c.txn({"success": [{"request_put": {"key": b64(k_), "value": b64(v_)}}
+                                           for k_, v_ in ops]})
+                    assert r["succeeded"]
+                    rev = int(r["header"]["revision"])
+                    txn_revs.append(rev)
+                    expect_all.extend((k_, rev, v_) for k_, v_ in ops)
             except Exception as e:  # noqa: BLE001
                 rec["errors"].append("writer: %r" % e)
             finally:
@@ -332,6 +347,7 @@ def scenario(kvgate_binary):
             time.sleep(0.05)
         rec["writer_finished"] = writer_done.is_set()
         rec["small_revs"], rec["big_revs"] = list(small_revs), list(big_revs)
+        rec["txn_revs"] = list(txn_revs)
         rec["expect_all"] = sorted(expect_all, key=lambda e: e[1])
         # Still stalled: nothing read from them since their created message.
         rec["stalled_buf_len_at_writer_end"] = [len(s.buf) for s in stalled]
@@ -369,9 +385,10 @@ def scenario(kvgate_binary):
         rec["server_alive_end"] = k.running()
         rec["growth_kib"] = rec["rss_peak_kib"] - rec["rss_base_kib"]
         rec["extra_growth_kib"] = rec["growth_kib"] - rec["control_growth_kib"]
-        print("stress: %d healthy + 2 wide + 2 stalled; %d small + %d x %d KiB puts; "
+        print("stress: %d healthy + 2 wide + 2 stalled; %d small + %d x %d KiB puts + %d txns; "
               "RSS growth %d KiB (control %d KiB, extra %d KiB, limit %d KiB)"
-              % (N_HEALTHY, len(small_revs), len(big_revs), BIG // 1024, rec["growth_kib"],
+              % (N_HEALTHY, len(small_revs), len(big_revs), BIG // 1024, len(txn_revs),
+                 rec["growth_kib"],
                  rec["control_growth_kib"], rec["extra_growth_kib"], EXTRA_GROWTH_LIMIT_KIB))
         yield rec
     finally:
@@ -399,7 +416,8 @@ def test_writer_not_blocked_by_stalled_readers(scenario):
     assert not scenario["errors"], scenario["errors"]
     assert scenario["writer_finished"], "the writer did not finish within 90 s"
     assert len(scenario["small_revs"]) == N_SMALL and len(scenario["big_revs"]) == N_BIG
-    revs = [r for _, r, _ in scenario["expect_all"]]
+    assert len(scenario["txn_revs"]) == N_TXN
+    revs = sorted(set(r for _, r, _ in scenario["expect_all"]))
     assert revs == list(range(revs[0], revs[0] + len(revs))), "revisions not consecutive"
     # the writer was done before anything more was read from the stalled readers
     assert scenario["server_alive_while_stalled"]
