@@ -587,6 +587,11 @@ static void handle_post(gw_req *r, void *ctx)
         }
         if (lr == SSE_LEID_OK)
             resume = sse_resume_start(id);
+        if (resume > 0 && resume - 1 > kvstore_rev(wh->store)) {
+            wj_requests_free(reqs, n);
+            gw_reply_kv_error(r, KV_ERR_FUTURE_REV);
+            return;
+        }
         int64_t crev = kvstore_compact_rev(wh->store);
         for (size_t i = 0; i < n; i++) {
             if (reqs[i].kind != WJ_CREATE)
@@ -675,6 +680,13 @@ static void handle_get(gw_req *r, void *ctx)
     if (start > 0 && start <= crev) {
         watch_params_free(&p);
         reply_gone(r, crev);
+        return;
+    }
+    if (resumed && start - 1 > kvstore_rev(wh->store)) {
+        /* an id this store never sent (a wiped or restored data dir):
+         * waiting for it would silently skip everything up to it */
+        watch_params_free(&p);
+        gw_reply_kv_error(r, KV_ERR_FUTURE_REV);
         return;
     }
     if (!take_slot(wh, r)) {

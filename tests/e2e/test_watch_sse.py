@@ -604,3 +604,26 @@ def test_sse_slow_reader_compacted_then_410(kvgate):
     with sse_get(kvgate.port, "key=slow/&prefix=true", {"Last-Event-ID": last}) as s:
         assert s.status == 410
         assert s.body_json()["compact_revision"] == str(rev)
+
+
+@pytest.mark.timeout(30)
+def test_sse_resume_point_ahead_of_the_store(kvgate):
+    """A Last-Event-ID this store never sent (its data dir was wiped or
+    restored from an older backup): waiting for that revision would skip
+    everything before it, so the answer is etcd's future-revision error and
+    the client starts over."""
+    c = kvgate.client()
+    c.put("f", "1")  # revision 2
+    for hdr, query in (({"Last-Event-ID": "50"}, "key=f"), ({}, "key=f&last_event_id=50")):
+        with sse_get(kvgate.port, query, hdr) as s:
+            assert s.status == 400, s.status
+            body = s.body_json()
+            assert body["code"] == 11 and "future revision" in body["error"], body
+    with Stream(kvgate.port, "/v3/watch", {"create_request": {"key": b64("f")}},
+                headers={"Accept": "text/event-stream", "Last-Event-ID": "50"}) as s:
+        assert s.status == 400
+    # the current revision itself is a fine resume point; start_revision may be ahead
+    with sse_get(kvgate.port, "key=f", {"Last-Event-ID": "2"}) as s:
+        assert s.status == 200
+    with sse_get(kvgate.port, "key=f&start_revision=50") as s:
+        assert s.status == 200
