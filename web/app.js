@@ -397,7 +397,8 @@ function updateTr(tr, r) {
   tk.title = keyLabel(r.key);
   tv.textContent = "";
   if (e.text === null) tv.append(el("span", "bin", "BIN"));
-  tv.append(preview(e.value, e.text));
+  if (e.value.length === 0) tv.append(el("i", "nil", "(empty)"));
+  else tv.append(preview(e.value, e.text));
   tm.textContent = e.mod;
   tver.textContent = e.version;
   tl.textContent = e.lease === "0" ? "" : e.lease;
