@@ -36,7 +36,10 @@
 
 /* Tunables. */
 static const size_t gw_inline_body = 2048;     /* bodies up to this need no malloc */
-static const size_t gw_stream_block = 16 * 1024; /* stream reader buffer */
+/* The block libmicrohttpd allocates for each streamed response (chunked
+ * streams are written through the connection's own buffer; this is the
+ * most one reader call produces).  Small: thousands of idle streams. */
+static const size_t gw_stream_block = 2 * 1024;
 static const int gw_listen_backlog = 4096;
 static const char gw_cors_methods[] = "GET, POST, OPTIONS";
 static const char gw_cors_headers[] =
@@ -70,6 +73,12 @@ struct gw_server {
     size_t n_origins;
     bool cors_any;
     atomic_long active;      /* requests between first call and completion */
+    /* Every request between its first call and its completion, so that
+     * gw_server_stop() can resume the suspended ones: libmicrohttpd aborts
+     * the process if MHD_stop_daemon() finds a suspended connection.
+     * Lock order: live_mu, then a request's lock. */
+    pthread_mutex_t live_mu;
+    gw_req *live;
     atomic_bool stopping;
     bool started, stopped;
 };
@@ -81,6 +90,7 @@ enum req_state { RS_BODY, RS_DRAIN, RS_RUNNING, RS_SUSPENDED, RS_DONE };
 
 struct gw_req {
     gw_server *s;
+    gw_req *live_prev, *live_next; /* gw_server.live, under live_mu */
     struct MHD_Connection *conn;
     const char *method, *path; /* MHD's, valid for the request */
     const route *rt;
@@ -107,6 +117,7 @@ struct gw_req {
     /* async */
     pthread_mutex_t lock;
     bool want_suspend, suspended, wake_pending, closed;
+    bool stop_forced; /* resumed by gw_server_stop(): answer 503 */
     gw_handler_fn cont;
     void *user;
     void (*user_free)(void *);
@@ -349,6 +360,13 @@ static enum MHD_Result queue_stream(gw_req *r)
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     r->state = RS_DONE;
+    /* The idle timeout is for ordinary requests (slow-loris).  A stream is
+     * suspended while it has nothing to send (no timeout then), but a
+     * reader that stops reading leaves it blocked on a full socket, which
+     * libmicrohttpd would count as idle: such a reader gets the longer
+     * stream timeout, so it can catch up when it reads again. */
+    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              r->s->cfg.stream_timeout_s);
     return ok;
 }
 
@@ -641,6 +659,12 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
             return MHD_NO;
         *con_cls = r;
         atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
+        pthread_mutex_lock(&s->live_mu);
+        r->live_next = s->live;
+        if (s->live)
+            s->live->live_prev = r;
+        s->live = r;
+        pthread_mutex_unlock(&s->live_mu);
         r->body[0] = 0;
         r->origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
         r->cors_ok = r->origin && origin_allowed(s, r->origin);
@@ -702,6 +726,10 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
     case RS_SUSPENDED:
         if (r->replied)
             return queue_reply(r);
+        if (r->stop_forced) {
+            gw_reply_error(r, 503, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+            return queue_reply(r);
+        }
         return run(r, r->cont);
     case RS_RUNNING:
     case RS_DONE:
@@ -721,6 +749,15 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    pthread_mutex_lock(&s->live_mu);
+    if (r->live_prev)
+        r->live_prev->live_next = r->live_next;
+    else
+        s->live = r->live_next;
+    if (r->live_next)
+        r->live_next->live_prev = r->live_prev;
+    r->live_prev = r->live_next = NULL;
+    pthread_mutex_unlock(&s->live_mu);
     pthread_mutex_lock(&r->lock);
     r->closed = true;
     r->suspended = false;
@@ -853,6 +890,7 @@ gw_server *gw_server_new(const gw_config *cfg, char **errmsg)
     s->cfg = *cfg;
     s->listen_fd = -1;
     atomic_init(&s->active, 0);
+    pthread_mutex_init(&s->live_mu, NULL);
     atomic_init(&s->stopping, false);
     if (!s->cfg.threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -914,6 +952,8 @@ int gw_server_start(gw_server *s, char **errmsg)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->cfg.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->cfg.conn_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(s->cfg.conn_memory ? s->cfg.conn_memory : GW_DEFAULT_CONN_MEMORY),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
         MHD_OPTION_END);
     if (!s->d) {
@@ -925,6 +965,41 @@ int gw_server_start(gw_server *s, char **errmsg)
 }
 
 uint16_t gw_server_port(const gw_server *s) { return s->port; }
+
+/* Resumes every suspended connection before MHD_stop_daemon(): a request
+ * still waiting (e.g. for the store) is answered 503, a stream's reader is
+ * called again (its shutdown hook has told it to end). */
+static void resume_all_suspended(gw_server *s)
+{
+    size_t n = 0, cap = 0;
+    gw_req **v = NULL;
+    pthread_mutex_lock(&s->live_mu);
+    for (gw_req *r = s->live; r; r = r->live_next) {
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            gw_req **nv = realloc(v, nc * sizeof *nv);
+            if (!nv)
+                break;
+            v = nv;
+            cap = nc;
+        }
+        atomic_fetch_add(&r->refs, 1);
+        v[n++] = r;
+    }
+    pthread_mutex_unlock(&s->live_mu);
+    for (size_t i = 0; i < n; i++) {
+        gw_req *r = v[i];
+        pthread_mutex_lock(&r->lock);
+        if (r->suspended && !r->closed) {
+            r->suspended = false;
+            r->stop_forced = true;
+            MHD_resume_connection(r->conn);
+        }
+        pthread_mutex_unlock(&r->lock);
+        req_unref(r);
+    }
+    free(v);
+}
 
 void gw_server_stop(gw_server *s, unsigned grace_ms)
 {
@@ -945,6 +1020,7 @@ void gw_server_stop(gw_server *s, unsigned grace_ms)
             break;
         nanosleep(&ts, NULL);
     }
+    resume_all_suspended(s);
     MHD_stop_daemon(s->d);
     s->d = NULL;
     s->listen_fd = -1; /* closed above, or by MHD_stop_daemon */
@@ -968,5 +1044,6 @@ void gw_server_free(gw_server *s)
         free(s->origins[i]);
     free(s->origins);
     free(s->host);
+    pthread_mutex_destroy(&s->live_mu);
     free(s);
 }

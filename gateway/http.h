@@ -63,6 +63,8 @@
 typedef struct gw_server gw_server;
 typedef struct gw_req gw_req;
 
+#define GW_DEFAULT_CONN_MEMORY ((size_t)12 * 1024)
+
 typedef void (*gw_handler_fn)(gw_req *r, void *ctx);
 
 typedef struct gw_config {
@@ -72,6 +74,12 @@ typedef struct gw_config {
     unsigned max_connections;
     unsigned threads;          /* 0 = number of cores */
     unsigned conn_timeout_s;   /* idle timeout of ordinary connections */
+    unsigned stream_timeout_s; /* a stream whose reader accepts nothing for this long is closed (0: never) */
+    /* libmicrohttpd's per-connection memory pool (request line + headers,
+     * read buffer, send buffer).  It is the main per-stream memory cost of
+     * an idle watch stream, so it is small; request headers beyond what it
+     * holds are refused by libmicrohttpd (431).  0: GW_DEFAULT_CONN_MEMORY. */
+    size_t conn_memory;
 } gw_config;
 
 /* Creates the server and binds the listening socket (so a busy port fails

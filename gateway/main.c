@@ -44,6 +44,8 @@ typedef struct options {
     unsigned long long max_txn_ops;
     unsigned long long max_connections;
     unsigned long long conn_timeout_s;
+    unsigned long long conn_memory;
+    unsigned long long stream_timeout_s;
     unsigned long long shutdown_grace_ms;
     unsigned long long sse_heartbeat_s;
     unsigned long long max_streams;
@@ -117,6 +119,15 @@ static int set_timeout(options *o, const char *v, char *e, size_t n)
     return parse_u64(v, 0, 86400, &o->conn_timeout_s, e, n);
 }
 
+static int set_stream_timeout(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 0, 86400, &o->stream_timeout_s, e, n);
+}
+static int set_conn_memory(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 4096, 1u << 24, &o->conn_memory, e, n);
+}
+
 static int set_sse_heartbeat(options *o, const char *v, char *e, size_t n)
 {
     return parse_u64(v, 0, 3600, &o->sse_heartbeat_s, e, n);
@@ -163,6 +174,8 @@ static const flag flags[] = {
     {"max-txn-ops", "N", "most operations in one txn", set_max_txn},
     {"max-connections", "N", "most simultaneous client connections", set_max_conn},
     {"connection-timeout", "SECONDS", "idle timeout of a connection (0: none)", set_timeout},
+    {"stream-stall-timeout", "SECONDS", "close a watch stream whose reader accepts nothing for this long (0: never)", set_stream_timeout},
+    {"connection-memory", "BYTES", "per-connection buffer memory (request headers + send buffer)", set_conn_memory},
     {"sse-heartbeat", "SECONDS", "comment line on idle SSE watch streams (0: none)", set_sse_heartbeat},
     {"max-streams", "N", "most simultaneous watch streams (beyond: 429)", set_max_streams},
     {"name", "NAME", "member name in member list (etcd's --name)", set_name},
@@ -280,6 +293,8 @@ int main(int argc, char **argv)
         .max_txn_ops = 128,
         .max_connections = 10000,
         .conn_timeout_s = 60,
+        .conn_memory = GW_DEFAULT_CONN_MEMORY,
+        .stream_timeout_s = 600,
         .shutdown_grace_ms = 10000,
         .sse_heartbeat_s = 15,
         .max_streams = 9000,
@@ -310,6 +325,8 @@ int main(int argc, char **argv)
         .max_connections = (unsigned)o.max_connections,
         .threads = 0,
         .conn_timeout_s = (unsigned)o.conn_timeout_s,
+        .conn_memory = (size_t)o.conn_memory,
+        .stream_timeout_s = (unsigned)o.stream_timeout_s,
     };
     char *err = NULL;
     gw_server *srv = gw_server_new(&gc, &err);

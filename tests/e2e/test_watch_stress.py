@@ -160,12 +160,20 @@ class RawWatch:
         st, body = self.head_and_body()
         return st == 200 and b'"created":true' in body
 
+    def complete_body(self):
+        """The body up to the end of its last complete message: a message
+        still arriving (a big value spans many chunks) is not counted yet,
+        though its mod_revision may already be here."""
+        body = self.head_and_body()[1]
+        end = body.rfind(b"\n" if self.kind == "post" else b"\n\n")
+        return body[:end + 1] if end >= 0 else b""
+
     def revisions(self):
-        return [int(x) for x in REV_RE.findall(self.head_and_body()[1])]
+        return [int(x) for x in REV_RE.findall(self.complete_body())]
 
     def responses(self):
-        """The WatchResponses of the stream, parsed."""
-        body = self.head_and_body()[1]
+        """The complete WatchResponses of the stream, parsed."""
+        body = self.complete_body()
         out = []
         if self.kind == "post":
             for line in body.split(b"\n"):
