@@ -29,6 +29,7 @@
 
 #include "key_index.h"
 #include "kvstore_int.h"
+#include "log.h"
 #include "revision.h"
 
 void (*compactor_batch_hook)(kvstore *s);
@@ -270,6 +271,13 @@ static void *compactor_main(void *arg)
         int64_t c = s->c_target;
         pthread_mutex_unlock(&s->cmu);
         int r = run(s, c);
+        if (r == KV_OK) {
+            atomic_fetch_add_explicit(&s->st_compactions, 1, memory_order_relaxed);
+            log_printf(LOG_INFO, "store", "compaction finished rev=%lld", (long long)c);
+        } else if (r != 1) {
+            log_printf(LOG_ERROR, "store", "compaction failed, retrying in 1s rev=%lld err=%s",
+                       (long long)c, kv_err_name((kv_err)r));
+        }
         pthread_mutex_lock(&s->cmu);
         if (r == KV_OK) {
             if (c > s->c_done)
@@ -327,6 +335,7 @@ void compactor_stop(kvstore *s)
 
 void compactor_schedule(kvstore *s, int64_t rev)
 {
+    log_printf(LOG_INFO, "store", "compaction scheduled rev=%lld", (long long)rev);
     pthread_mutex_lock(&s->cmu);
     if (rev > s->c_target)
         s->c_target = rev;

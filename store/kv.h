@@ -296,6 +296,13 @@ kv_err kvstore_read_events(kvstore *s, int64_t from_rev, int64_t to_rev,
                            size_t max_events, kv_event **evs, size_t *n,
                            int64_t *next_rev);
 
+/* The same, also stopping after the revision during which the events' key
+ * and value bytes reached max_bytes (0: no byte bound), so a reader of big
+ * values holds a bounded batch in memory (the watch sync loop). */
+kv_err kvstore_read_events_max(kvstore *s, int64_t from_rev, int64_t to_rev,
+                               size_t max_events, size_t max_bytes, kv_event **evs,
+                               size_t *n, int64_t *next_rev);
+
 /* Completion callback: runs on the committer thread after the request's
  * effects are durable (or it failed).  Must not block: hand the response to
  * the connection and wake it.  Owns `resp`. */
@@ -351,6 +358,26 @@ void kv_lease_info_free(kv_lease_info *li); /* the contents; NULL ok */
 /* etcd's LeaseLeases: every lease id, ascending.  *ids: new malloc'd array
  * (NULL when none), free with free(). */
 kv_err kvstore_lease_list(kvstore *s, int64_t **ids, size_t *n);
+
+/* ---- operational counters (kvgate's /metrics) ----
+ * Cumulative since open, read lock-free (relaxed atomics written by the
+ * committer and the compactor); the fields are not a consistent snapshot of
+ * one instant, which counters do not need.  Group-commit batch sizes
+ * (requests per committed batch) are counted in power-of-two buckets:
+ * batch_sizes[i] counts batches of size <= 2^i and > 2^(i-1), the last
+ * bucket everything above 2^(KVSTORE_BATCH_BUCKETS-2). */
+#define KVSTORE_BATCH_BUCKETS 12
+typedef struct kvstore_stats {
+    uint64_t commits;        /* batches applied (each one RocksDB write, if it wrote) */
+    uint64_t fsyncs;         /* of which written with sync (durable writes) */
+    uint64_t commit_failures;/* batches failed by an I/O or memory error */
+    uint64_t requests;       /* requests applied (sum of batch sizes) */
+    uint64_t batch_sizes[KVSTORE_BATCH_BUCKETS]; /* per bucket, not cumulative */
+    uint64_t compactions;    /* physical compactions finished */
+    uint64_t leases_expired; /* leases revoked by expiry */
+    size_t leases;           /* leases now */
+} kvstore_stats;
+void kvstore_get_stats(kvstore *s, kvstore_stats *out);
 
 /* ---- maintenance (store/maintenance.c) ---- */
 

@@ -48,6 +48,7 @@
 #include "key_index.h"
 #include "kv_record.h"
 #include "kvstore_int.h"
+#include "log.h"
 #include "revision.h"
 
 struct kvstore_pending {
@@ -460,6 +461,12 @@ kv_err kvstore_get_at(kvstore *s, const uint8_t *key, size_t key_len, int64_t re
 kv_err kvstore_read_events(kvstore *s, int64_t from_rev, int64_t to_rev, size_t max_events,
                            kv_event **evs, size_t *n, int64_t *next_rev)
 {
+    return kvstore_read_events_max(s, from_rev, to_rev, max_events, 0, evs, n, next_rev);
+}
+
+kv_err kvstore_read_events_max(kvstore *s, int64_t from_rev, int64_t to_rev, size_t max_events,
+                               size_t max_bytes, kv_event **evs, size_t *n, int64_t *next_rev)
+{
     *evs = NULL;
     *n = 0;
     if (from_rev < 1)
@@ -473,7 +480,7 @@ kv_err kvstore_read_events(kvstore *s, int64_t from_rev, int64_t to_rev, size_t 
     if (from_rev > to_rev)
         return KV_OK;
     kv_event *a = NULL;
-    size_t cnt = 0, cap = 0;
+    size_t cnt = 0, cap = 0, bytes = 0;
     kv_err err = KV_OK;
     int64_t last_main = -1;
     backend_iter *it = backend_iter_new(s->be, NULL, BE_CF_REV);
@@ -495,7 +502,8 @@ kv_err kvstore_read_events(kvstore *s, int64_t from_rev, int64_t to_rev, size_t 
         revision_decode(k, &m, &sub);
         if (m > to_rev)
             break;
-        if (m != last_main && max_events && cnt >= max_events) {
+        if (m != last_main && ((max_events && cnt >= max_events) ||
+                               (max_bytes && cnt && bytes >= max_bytes))) {
             *next_rev = m;
             break;
         }
@@ -525,6 +533,7 @@ kv_err kvstore_read_events(kvstore *s, int64_t from_rev, int64_t to_rev, size_t 
             ev->kv.version = rec.version;
             ev->kv.lease = rec.lease;
         }
+        bytes += rec.key_len + (rec.tombstone ? 0 : rec.value_len);
         cnt++;
     }
     if (!err)
@@ -1455,6 +1464,36 @@ static void call_commit_hook(kvstore *s, int64_t rev, const kv_event *evs, size_
     pthread_mutex_unlock(&s->qmu);
 }
 
+/* One batch's counters: a handful of relaxed atomic adds per group commit,
+ * nothing per request. */
+static void stats_batch(kvstore *s, uint64_t nreq, bool synced, bool failed)
+{
+    atomic_fetch_add_explicit(&s->st_commits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->st_requests, nreq, memory_order_relaxed);
+    if (synced)
+        atomic_fetch_add_explicit(&s->st_fsyncs, 1, memory_order_relaxed);
+    if (failed)
+        atomic_fetch_add_explicit(&s->st_commit_failures, 1, memory_order_relaxed);
+    unsigned b = 0;
+    while (b < KVSTORE_BATCH_BUCKETS - 1 && ((uint64_t)1 << b) < nreq)
+        b++;
+    atomic_fetch_add_explicit(&s->st_batch[b], 1, memory_order_relaxed);
+}
+
+void kvstore_get_stats(kvstore *s, kvstore_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->commits = atomic_load_explicit(&s->st_commits, memory_order_relaxed);
+    out->fsyncs = atomic_load_explicit(&s->st_fsyncs, memory_order_relaxed);
+    out->commit_failures = atomic_load_explicit(&s->st_commit_failures, memory_order_relaxed);
+    out->requests = atomic_load_explicit(&s->st_requests, memory_order_relaxed);
+    for (unsigned i = 0; i < KVSTORE_BATCH_BUCKETS; i++)
+        out->batch_sizes[i] = atomic_load_explicit(&s->st_batch[i], memory_order_relaxed);
+    out->compactions = atomic_load_explicit(&s->st_compactions, memory_order_relaxed);
+    out->leases_expired = atomic_load_explicit(&s->st_leases_expired, memory_order_relaxed);
+    out->leases = s->lessor ? lessor_count(s->lessor) : 0;
+}
+
 static void process_batch(committer *c, kvstore_pending *batch)
 {
     kvstore *s = c->s;
@@ -1465,11 +1504,15 @@ static void process_batch(committer *c, kvstore_pending *batch)
     backend_batch_clear(c->wb);
     ev_clear(c);
     c->nlfx = 0;
+    uint64_t nreq = 0;
     for (p = batch; p && !fatal; p = p->next) {
         fatal = apply_request(c, p);
         c->applied++;
+        nreq++;
     }
+    bool wrote = false;
     if (!fatal && backend_batch_count(c->wb) > 0) {
+        wrote = true;
         uint8_t v[8];
         be64_put(v, (uint64_t)c->rev);
         backend_batch_put(c->wb, BE_CF_META, META_REV, strlen(META_REV), v, 8);
@@ -1478,7 +1521,10 @@ static void process_batch(committer *c, kvstore_pending *batch)
         fatal = backend_batch_write(s->be, c->wb, s->opts.sync_writes);
     }
     backend_batch_clear(c->wb);
+    stats_batch(s, nreq, wrote && !fatal && s->opts.sync_writes, fatal != KV_OK);
     if (fatal) {
+        log_printf(LOG_ERROR, "store", "commit failed err=%s requests=%llu rev=%lld",
+                   kv_err_name(fatal), (unsigned long long)nreq, (long long)begin);
         c->rev = begin;
         c->compact_main = begin_compact;
         c->applied = begin_applied;

@@ -16,6 +16,7 @@
 #ifndef KVGATE_KVSTORE_INT_H
 #define KVGATE_KVSTORE_INT_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -74,6 +75,13 @@ struct kvstore {
     compact_waiter *waiters;
     pthread_t compactor;
     bool compactor_started;
+
+    /* operational counters (kvstore_get_stats): relaxed atomics, written
+     * once per batch by the committer (per compaction by the compactor), so
+     * they cost nothing per request */
+    _Atomic uint64_t st_commits, st_fsyncs, st_commit_failures, st_requests,
+        st_compactions, st_leases_expired;
+    _Atomic uint64_t st_batch[KVSTORE_BATCH_BUCKETS];
 };
 
 /* compactor.c */

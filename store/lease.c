@@ -27,6 +27,7 @@
 #include "kvstore_int.h"
 #include "lease.h"
 #include "lease_table.h"
+#include "log.h"
 #include "revision.h"
 
 int lease_retry_ms = 1000;
@@ -163,7 +164,11 @@ static void expiry_revoke_done(void *arg, kv_response *resp)
     revoke_ctx *rc = arg;
     kv_err e = resp->err;
     kv_response_free(resp);
+    if (e == KV_OK)
+        atomic_fetch_add_explicit(&rc->l->s->st_leases_expired, 1, memory_order_relaxed);
     if (e != KV_OK && e != KV_ERR_LEASE_NOT_FOUND && e != KV_ERR_CLOSED) {
+        log_printf(LOG_WARN, "lease", "expiry revoke failed, retrying id=%lld err=%s",
+                   (long long)rc->id, kv_err_name(e));
         lessor *l = rc->l;
         pthread_mutex_lock(&l->mu);
         lease_entry *le = lease_table_get(&l->t, rc->id);
@@ -211,6 +216,13 @@ static void *expiry_main(void *arg)
             due[n++] = e->id;
         if (n) {
             pthread_mutex_unlock(&l->mu);
+            /* one line per batch, and at most one per second: a mass
+             * expiry (clients gone together) must not flood the log */
+            static log_ratelimit rl = LOG_RATELIMIT_INIT;
+            uint64_t skipped;
+            if (log_enabled(LOG_INFO) && log_ratelimit_allow(&rl, 1000, &skipped))
+                log_printf(LOG_INFO, "lease", "leases expired count=%zu first_id=%lld suppressed_batches=%llu",
+                           n, (long long)due[0], (unsigned long long)skipped);
             for (size_t i = 0; i < n; i++)
                 submit_revoke(l, due[i]);
             pthread_mutex_lock(&l->mu);
