@@ -50,9 +50,12 @@ MAIN_OBJ    := $(BUILD)/gateway/main.o
 STORE_UNIT   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/store_*.c))
 GATEWAY_UNIT := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/gateway_*.c))
 UNIT_BIN     := $(STORE_UNIT) $(GATEWAY_UNIT)
+# The concurrency tests run under ThreadSanitizer by tests/run_all.sh:
+#   make SANITIZE=thread BUILDROOT=build/tsan tsan-unit
+TSAN_UNIT    := $(addprefix $(BUILD)/tests/,store_watch_concurrent store_commit store_lease)
 
 
-.PHONY: FORCE all unit-bin store-unit deps run test unit e2e diff crash bench clean sanitize
+.PHONY: FORCE all unit-bin store-unit tsan-unit deps run test unit e2e diff crash bench clean sanitize
 all: $(BIN)
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ)
@@ -86,6 +89,8 @@ store-unit: $(STORE_UNIT)
 
 unit-bin: $(UNIT_BIN)
 
+tsan-unit: $(TSAN_UNIT)
+
 unit: $(UNIT_BIN)
 	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || rc=1; done; exit $$rc
 
@@ -104,6 +109,36 @@ test: deps
 sanitize:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined all unit
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into
+# $(BUILDROOT)/fuzz/ from the pure gateway pieces they exercise (JSON
+# decoders, base64, SSE, watch parameters: no RocksDB, no sockets).
+#   make fuzz                  build them
+#   make fuzz-run              run each for FUZZ_TIME seconds (tests/fuzz/run.sh)
+FUZZ_CC      ?= clang
+FUZZ_DIR     := $(BUILDROOT)/fuzz
+FUZZ_TIME    ?= 15
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+                -MMD -MP -pthread -D_GNU_SOURCE -Istore -Igateway -fno-omit-frame-pointer \
+                $(shell pkg-config --cflags jansson 2>/dev/null)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,gateway/etcd_json.c gateway/gojson.c \
+                gateway/b64.c gateway/buf.c gateway/watch_json.c gateway/watch_params.c \
+                gateway/sse.c store/kv_types.c)
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: fuzz fuzz-run
+fuzz: $(FUZZ_BIN)
+
+fuzz-run: fuzz
+	@bash tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BIN)
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZ_DIR)/%: $(FUZZ_DIR)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ \
+	    $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -lm
+
 bench: deps all
 	@bash tests/bench/run.sh
 
@@ -111,3 +146,4 @@ clean:
 	rm -rf build bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_DIR) -name '*.d' 2>/dev/null)

@@ -10,6 +10,10 @@
 #      themselves) and without tests marked "slow"; sanitizer reports land
 #      in tests/artifacts/san/ and count as failures even if no test
 #      noticed them
+#   3b. ThreadSanitizer: the concurrency unit tests (store_watch_concurrent,
+#      store_commit, store_lease) built with SANITIZE=thread in build/tsan/
+#      (make tsan-unit) and run with tests/unit/store_tsan.supp; a TSan
+#      report fails the binary (halt_on_error=1)
 #   4. pytest on every suite under tests/ against the release binary,
 #      tests/browser included: EventSource and the dashboard (web/, served
 #      by the binary) in headless Chromium, screenshots kept in
@@ -25,8 +29,8 @@
 #
 # Environment (all optional):
 #   SAN_SUITES="tests/e2e tests/diff tests/openapi"  pytest paths for step 3
-#   SKIP_SAN=1            skip steps 2 and 3
-#   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_PYTEST, T_JS    timeouts in seconds
+#   SKIP_SAN=1            skip steps 2, 3 and 3b
+#   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_TSAN, T_PYTEST, T_JS    timeouts in seconds
 #   PYTEST_ARGS           extra arguments for both pytest runs
 set -uo pipefail
 
@@ -40,7 +44,7 @@ SAN=address,undefined
 SAN_BIN=$ROOT/bin/kvgate-san-${SAN//,/_}
 REL_BIN=$ROOT/bin/kvgate
 : "${SAN_SUITES:=tests/e2e tests/diff tests/openapi}"
-: "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=480}" "${T_PYTEST:=600}" "${T_JS:=300}"
+: "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=480}" "${T_TSAN:=300}" "${T_PYTEST:=600}" "${T_JS:=300}"
 read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
 
 passed=0 failed=0 skipped=0
@@ -164,6 +168,18 @@ if [ "${SKIP_SAN:-0}" != 1 ]; then
             summary+=("sanitizer: ${#reports[@]} report(s) in $ART/san")
         fi
     fi
+
+    # ---- 3b. ThreadSanitizer on the concurrency unit tests -----------------
+    run_step tsan-unit "$T_TSAN" bash -c '
+        make --no-print-directory -j"$1" SANITIZE=thread BUILDROOT=build/tsan tsan-unit || exit 1
+        rc=0
+        for t in store_watch_concurrent store_commit store_lease; do
+            echo "== $t (TSan)"
+            TSAN_OPTIONS="suppressions=$PWD/tests/unit/store_tsan.supp history_size=7 halt_on_error=1" \
+                build/tsan/san-thread/tests/$t || rc=1
+        done
+        exit $rc' tsan "$JOBS"
+    count_unit tsan-unit
 fi
 
 # ---- 4. every Python suite against the release binary ----------------------
