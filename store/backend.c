@@ -28,6 +28,9 @@
 int backend_fail_writes;
 kv_err backend_fail_err = KV_ERR_IO;
 
+/* RocksDB's InfoLogLevel: DEBUG 0, INFO 1, WARN 2, ERROR 3, FATAL 4. */
+#define BACKEND_LOG_LEVEL_FATAL 4
+
 static const char *cf_names[BE_CF_COUNT + 1] = {"meta", "rev", "index", "lease", "default"};
 
 struct backend {
@@ -96,6 +99,13 @@ backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
     rocksdb_options_increase_parallelism(b->opts, (int)cpus);
     rocksdb_options_set_max_background_jobs(b->opts, (int)(cpus < 8 ? cpus : 8));
     rocksdb_options_set_keep_log_file_num(b->opts, 4);
+    /* The info LOG lives on the data dir's file system.  Once one of its
+     * appends fails (disk full), RocksDB 7.8 (built with assertions, as
+     * Debian's is) aborts the process on the next log line — which its
+     * own error handler writes when it reports or recovers from the full
+     * disk.  So only the header at open and fatal lines are logged; a full
+     * disk must give 507s, never a crash. */
+    rocksdb_options_set_info_log_level(b->opts, BACKEND_LOG_LEVEL_FATAL);
     if (o->in_memory) {
         b->mem_env = rocksdb_create_mem_env();
         if (!b->mem_env)
