@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include "errors.h"
+#include "log.h"
 #include "sse.h"
 #include "watch_json.h"
 #include "watch_params.h"
@@ -86,6 +87,10 @@ struct watch_http {
     atomic_bool ending;  /* server shutting down (set under mu, read anywhere) */
     pthread_t pump;
     atomic_uint n_streams;
+    /* events put into responses (kvgate_watch_events_sent_total): one
+     * relaxed add per response, not per event or watcher */
+    _Atomic uint64_t events_sent;
+    _Atomic uint64_t refused;  /* streams refused at --max-streams */
 };
 
 enum snap_state { SNAP_NONE = 0, SNAP_WAIT_CREATED, SNAP_PAGING, SNAP_SYNCED };
@@ -466,6 +471,8 @@ static int fill(wconn *c, size_t want)
         if (!resp)
             break;
         int rc = encode_response(c, resp);
+        if (resp->n_events)
+            atomic_fetch_add_explicit(&c->wh->events_sent, resp->n_events, memory_order_relaxed);
         watch_response_free(resp);
         if (rc < 0)
             return -1;
@@ -530,6 +537,14 @@ static bool take_slot(watch_http *wh, gw_req *r)
     unsigned n = atomic_fetch_add(&wh->n_streams, 1) + 1;
     if (wh->o.max_streams && n > wh->o.max_streams) {
         atomic_fetch_sub(&wh->n_streams, 1);
+        atomic_fetch_add_explicit(&wh->refused, 1, memory_order_relaxed);
+        /* at most one line per 10 s: a client retrying in a loop at the
+         * limit must not flood the log */
+        static log_ratelimit rl = LOG_RATELIMIT_INIT;
+        uint64_t skipped;
+        if (log_ratelimit_allow(&rl, 10000, &skipped))
+            log_printf(LOG_WARN, "watch", "stream refused at limit max_streams=%u suppressed=%llu",
+                       wh->o.max_streams, (unsigned long long)skipped);
         char msg[96];
         snprintf(msg, sizeof msg, "kvgate: too many watch streams (--max-streams %u)",
                  wh->o.max_streams);
@@ -777,6 +792,8 @@ watch_http *watch_http_new(kvstore *store, watchable *ws, const ej_header *h,
     else
         watch_http_opts_default(&wh->o);
     atomic_init(&wh->n_streams, 0);
+    atomic_init(&wh->events_sent, 0);
+    atomic_init(&wh->refused, 0);
     atomic_init(&wh->ending, false);
     pthread_mutex_init(&wh->mu, NULL);
     pthread_condattr_t ca;
@@ -806,6 +823,16 @@ int watch_http_register(gw_server *s, watch_http *wh)
 unsigned watch_http_streams(watch_http *wh)
 {
     return atomic_load(&wh->n_streams);
+}
+
+uint64_t watch_http_events_sent(watch_http *wh)
+{
+    return atomic_load_explicit(&wh->events_sent, memory_order_relaxed);
+}
+
+uint64_t watch_http_refused(watch_http *wh)
+{
+    return atomic_load_explicit(&wh->refused, memory_order_relaxed);
 }
 
 void watch_http_free(watch_http *wh)

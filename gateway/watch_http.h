@@ -61,6 +61,10 @@ int watch_http_register(gw_server *s, watch_http *wh);
 
 /* Streams open now (tests, diagnostics). */
 unsigned watch_http_streams(watch_http *wh);
+/* Cumulative, for /metrics: events sent in watch responses (each event
+ * once per stream it went to), and streams refused at --max-streams. */
+uint64_t watch_http_events_sent(watch_http *wh);
+uint64_t watch_http_refused(watch_http *wh);
 
 /* Stops the pump thread and frees.  After gw_server_stop.  NULL ok. */
 void watch_http_free(watch_http *wh);
