@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "log.h"
+#include "metrics.h"
 
 /* Tunables. */
 static const size_t gw_inline_body = 2048;     /* bodies up to this need no malloc */
@@ -81,6 +83,10 @@ struct gw_server {
     gw_req *live;
     atomic_bool stopping;
     bool started, stopped;
+    /* per-endpoint request counters (metrics.h), built at start from the
+     * route table: route_ep[i] is route i's endpoint; read-only after */
+    metrics_requests *metrics;
+    size_t *route_ep;
 };
 
 /* RS_DRAIN: an answer is ready (404, 405, preflight...) but the request
@@ -95,6 +101,7 @@ struct gw_req {
     const char *method, *path; /* MHD's, valid for the request */
     const route *rt;
     enum req_state state;
+    uint64_t t0_us; /* arrival (CLOCK_MONOTONIC), for the latency histogram */
     atomic_int refs;
 
     const char *origin;
@@ -645,6 +652,28 @@ static bool append_body(gw_req *r, const char *data, size_t n)
     return true;
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Counts the finished request (a few relaxed atomic adds) and logs a
+ * server error.  status 0: the client left before any answer. */
+static void observe_done(gw_server *s, gw_req *r)
+{
+    if (!s->metrics)
+        return;
+    size_t ep = r->rt ? s->route_ep[r->rt - s->routes] : METRICS_EP_OTHER;
+    uint64_t lat = r->streaming ? UINT64_MAX : mono_us() - r->t0_us;
+    metrics_request_observe(s->metrics, ep, r->status, lat);
+    if (r->status >= 500)
+        log_printf(LOG_WARN, "http", "server error status=%d method=%s path=%s latency_us=%llu",
+                   r->status, r->rt ? r->rt->method : "-", r->rt ? r->rt->path : "-",
+                   (unsigned long long)(r->streaming ? 0 : lat));
+}
+
 static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
                            const char *method, const char *version, const char *upload_data,
                            size_t *upload_data_size, void **con_cls)
@@ -658,6 +687,7 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
         if (!r)
             return MHD_NO;
         *con_cls = r;
+        r->t0_us = mono_us();
         atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
         pthread_mutex_lock(&s->live_mu);
         r->live_next = s->live;
@@ -762,6 +792,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     r->closed = true;
     r->suspended = false;
     pthread_mutex_unlock(&r->lock);
+    observe_done(s, r);
     atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
     req_unref(r);
 }
@@ -946,6 +977,19 @@ int gw_server_start(gw_server *s, char **errmsg)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_TURBO;
     *errmsg = NULL;
+    s->metrics = metrics_requests_new();
+    s->route_ep = calloc(s->n_routes + 1, sizeof *s->route_ep);
+    if (!s->metrics || !s->route_ep) {
+        *errmsg = msgf("out of memory%s%s", "", "");
+        return -1;
+    }
+    for (size_t i = 0; i < s->n_routes; i++) {
+        s->route_ep[i] = metrics_requests_endpoint(s->metrics, s->routes[i].path);
+        if (s->route_ep[i] == (size_t)-1) {
+            *errmsg = msgf("out of memory%s%s", "", "");
+            return -1;
+        }
+    }
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, ahc, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
@@ -965,6 +1009,22 @@ int gw_server_start(gw_server *s, char **errmsg)
 }
 
 uint16_t gw_server_port(const gw_server *s) { return s->port; }
+
+const metrics_requests *gw_server_metrics(const gw_server *s) { return s->metrics; }
+
+unsigned gw_server_connections(gw_server *s)
+{
+    if (!s->d)
+        return 0;
+    /* libmicrohttpd sums its thread pool's workers here */
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return di ? di->num_connections : 0;
+}
+
+long gw_server_in_flight(gw_server *s)
+{
+    return atomic_load_explicit(&s->active, memory_order_relaxed);
+}
 
 /* Resumes every suspended connection before MHD_stop_daemon(): a request
  * still waiting (e.g. for the store) is answered 503, a stream's reader is
@@ -1039,6 +1099,8 @@ void gw_server_free(gw_server *s)
         free(s->routes[i].path);
     }
     free(s->routes);
+    metrics_requests_free(s->metrics);
+    free(s->route_ep);
     free(s->hooks);
     for (size_t i = 0; i < s->n_origins; i++)
         free(s->origins[i]);

@@ -103,6 +103,14 @@ uint16_t gw_server_port(const gw_server *s); /* the bound port */
 void gw_server_stop(gw_server *s, unsigned grace_ms);
 void gw_server_free(gw_server *s); /* NULL ok; stops first if needed */
 
+/* ---- operations (GET /metrics) ---- */
+struct metrics_requests;
+/* Requests by endpoint and status, with latency (metrics.h); borrowed, NULL
+ * before start.  Counted when a request completes, lock-free. */
+const struct metrics_requests *gw_server_metrics(const gw_server *s);
+unsigned gw_server_connections(gw_server *s); /* open client connections */
+long gw_server_in_flight(gw_server *s);       /* requests not yet completed, streams included */
+
 /* ---- the request (borrowed strings, valid while r is) ---- */
 const char *gw_req_method(const gw_req *r);
 const char *gw_req_path(const gw_req *r);

@@ -28,7 +28,9 @@
 #include "kv.h"
 #include "kv_http.h"
 #include "lease_http.h"
+#include "log.h"
 #include "maintenance_http.h"
+#include "metrics_http.h"
 #include "static_http.h"
 #include "status_http.h"
 #include "watch.h"
@@ -54,6 +56,7 @@ typedef struct options {
     const char *advertise_peer_urls;
     const char *web_dir;  /* NULL: the embedded copy of web/ */
     bool ephemeral;       /* keep everything in memory, no data dir */
+    log_level log_level;  /* --log-level: stderr lines below it are dropped */
 } options;
 
 typedef struct flag {
@@ -166,6 +169,15 @@ static int set_web_dir(options *o, const char *v, char *e, size_t n)
     return 0;
 }
 
+static int set_log_level(options *o, const char *v, char *e, size_t n)
+{
+    if (log_level_parse(v, &o->log_level) != 0) {
+        snprintf(e, n, "invalid value \"%s\": want debug, info, warn or error", v);
+        return -1;
+    }
+    return 0;
+}
+
 static const flag flags[] = {
     {"listen", "HOST:PORT", "address to serve on (port 0: any free port)", set_listen},
     {"data-dir", "DIR", "where the store keeps its data", set_data_dir},
@@ -182,6 +194,7 @@ static const flag flags[] = {
     {"advertise-client-urls", "URLS", "client URLs in member list (default: the listen URL)", set_adv_client},
     {"advertise-peer-urls", "URLS", "peer URLs in member list (kvgate has no peers)", set_adv_peer},
     {"ephemeral", NULL, "keep everything in memory (test servers; no data dir, gone at exit)", NULL},
+    {"log-level", "LEVEL", "least severe log line written to stderr: debug, info, warn or error", set_log_level},
     {"web-dir", "DIR", "serve web files from DIR instead of the embedded copy (development)", set_web_dir},
     {"help", NULL, "show this help", NULL},
     {"version", NULL, "show the version", NULL},
@@ -301,10 +314,12 @@ int main(int argc, char **argv)
         .name = "default",
         .advertise_client_urls = NULL,
         .advertise_peer_urls = "http://localhost:2380",
+        .log_level = LOG_INFO,
     };
     int pr = parse_args(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? 0 : 2;
+    log_set_level(o.log_level);
 
     /* Before any thread exists: signals go to sigwait() only; SIGPIPE off. */
     sigset_t sigs;
@@ -379,8 +394,9 @@ int main(int argc, char **argv)
     maint_http mh = {.store = store, .header = &kh.header, .name = o.name,
                      .peer_urls = o.advertise_peer_urls};
     bool mh_ok = maint_http_init(&mh) == 0;
+    metrics_http mth = {.srv = srv, .store = store, .ws = ws, .wh = wh};
     static_http *sh = NULL;
-    if (!wh || !mh_ok || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
+    if (!wh || !mh_ok || metrics_http_register(srv, &mth) != 0 || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
         !(sh = static_http_register(srv, o.web_dir, &err)) ||
         watch_http_register(srv, wh) != 0 || lease_http_register(srv, &lh) != 0 ||
         maint_http_register(srv, &mh) != 0 || gw_server_start(srv, &err) != 0) {
@@ -402,6 +418,10 @@ int main(int argc, char **argv)
     snprintf(url, sizeof url, "http://%.*s:%u", (int)(colon - o.listen), o.listen,
              (unsigned)gw_server_port(srv));
     maint_http_set_client_urls(&mh, o.advertise_client_urls ? o.advertise_client_urls : url);
+    /* the log line first: whoever sees the readiness line on stdout finds
+     * the start recorded on stderr already */
+    log_printf(LOG_INFO, "kvgate", "listening url=%s data_dir=%s version=%s pid=%ld", url,
+               o.ephemeral ? "(ephemeral)" : idsrc, KVGATE_VERSION, (long)getpid());
     printf("kvgate listening on http://%.*s:%u\n", (int)(colon - o.listen), o.listen,
            (unsigned)gw_server_port(srv));
     fflush(stdout);
@@ -409,7 +429,7 @@ int main(int argc, char **argv)
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
-    fprintf(stderr, "kvgate: %s received, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    log_printf(LOG_INFO, "kvgate", "stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     gw_server_stop(srv, (unsigned)o.shutdown_grace_ms);
     maint_http_done(&mh);
     watch_http_free(wh);
@@ -417,5 +437,6 @@ int main(int argc, char **argv)
     kvstore_close(store);
     gw_server_free(srv);
     static_http_free(sh);
+    log_printf(LOG_INFO, "kvgate", "stopped");
     return 0;
 }

@@ -808,6 +808,14 @@ KVGATE_ONLY = [("get", "/watch", None), ("post", "/watch", "400"), ("post", "/wa
                ("post", "/watch", "429")]
 
 
+def test_metrics(srv):
+    """GET /metrics: the Prometheus text format (etcd serves its own there too)."""
+    st, hdrs, raw = raw_request(srv.port, "GET", "/metrics")
+    srv.check("GET", "/metrics", st, hdrs, raw, status=200)
+    assert hdrs["content-type"].startswith("text/plain; version=0.0.4"), hdrs["content-type"]
+    assert b"# TYPE " in raw, raw[:200]
+
+
 def test_web_files(srv):
     """/, /kvgate.js, /openapi.yaml: GET and HEAD, then 304 for their ETag."""
     if srv.kind != "kvgate":
