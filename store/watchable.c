@@ -37,6 +37,7 @@
  *                read.
  *   ws->kick_mu  the loops' wakeup flags and condition variables.
  */
+#include "log.h"
 #include "watch.h"
 #include "watcher_group.h"
 
@@ -544,6 +545,17 @@ static void make_victim(watchable *ws, watcher *w, watch_response *r, int64_t fr
     w->parked_at_ms = now_ms();
     victim_link(ws, w);
     ws->n_victimized++;
+    /* A slow consumer is worth one line, not one per parked response:
+     * at most one per 10 s, with how many were parked in between.  Under
+     * ws->mu, but the limiter is a load and a compare in the common case. */
+    static log_ratelimit rl = LOG_RATELIMIT_INIT;
+    uint64_t skipped;
+    if (log_enabled(LOG_WARN) && log_ratelimit_allow(&rl, 10000, &skipped))
+        log_printf(LOG_WARN, "watch",
+                   "slow consumer: watcher parked as victim watch_id=%lld rev=%lld "
+                   "victims=%zu others_parked_since_last_line=%llu",
+                   (long long)w->id, (long long)from, ws->nvictims,
+                   (unsigned long long)skipped);
 }
 
 static bool passes_filters(const watcher *w, const kv_event *e)
