@@ -20,6 +20,10 @@
 #      tests/artifacts/screenshots/
 #   5. node --test tests/js/: the JavaScript client web/kvgate.js against
 #      the release binary in fixture mode, also in headless Chromium
+#   6. make fuzz-run: each libFuzzer target of tests/fuzz/ (clang,
+#      ASan+UBSan, leak detection) for FUZZ_TIME seconds over its seed
+#      corpus, two at a time; one failure per target that crashes, leaks,
+#      hangs or exceeds its memory limit (tests/fuzz/run.sh)
 #
 # Suites that do not exist yet are skipped, not failed.  Logs and JUnit XML
 # go to tests/artifacts/.  The last line printed is "N passed, N failed"
@@ -31,6 +35,8 @@
 #   SAN_SUITES="tests/e2e tests/diff tests/openapi"  pytest paths for step 3
 #   SKIP_SAN=1            skip steps 2, 3 and 3b
 #   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_TSAN, T_PYTEST, T_JS    timeouts in seconds
+#   T_FUZZ=420            timeout of step 6; FUZZ_TIME=15 seconds per target;
+#                         SKIP_FUZZ=1 skips step 6
 #   PYTEST_ARGS           extra arguments for both pytest runs
 set -uo pipefail
 
@@ -45,6 +51,7 @@ SAN_BIN=$ROOT/bin/kvgate-san-${SAN//,/_}
 REL_BIN=$ROOT/bin/kvgate
 : "${SAN_SUITES:=tests/e2e tests/diff tests/openapi}"
 : "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=480}" "${T_TSAN:=300}" "${T_PYTEST:=600}" "${T_JS:=300}"
+: "${T_FUZZ:=420}" "${FUZZ_TIME:=15}"
 read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
 
 passed=0 failed=0 skipped=0
@@ -190,6 +197,16 @@ if [ -d tests/js ]; then
     run_step js "$T_JS" env KVGATE_BIN="$REL_BIN" KVTEST_REQUIRE_BINARIES=1 \
         node --test --test-reporter=tap tests/js/
     count_node js
+fi
+
+# ---- 6. libFuzzer targets (bounded runs) ------------------------------------
+if [ "${SKIP_FUZZ:-0}" = 1 ]; then
+    summary+=("fuzz: skipped (SKIP_FUZZ=1)")
+elif ! command -v clang >/dev/null; then
+    summary+=("fuzz: not run, clang is missing (tests/deps.sh installs it)")
+else
+    run_step fuzz "$T_FUZZ" make --no-print-directory -j"$JOBS" FUZZ_TIME="$FUZZ_TIME" fuzz-run
+    count_unit fuzz
 fi
 
 note "summary"
