@@ -103,8 +103,9 @@ backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
      * appends fails (disk full), RocksDB 7.8 (built with assertions, as
      * Debian's is) aborts the process on the next log line — which its
      * own error handler writes when it reports or recovers from the full
-     * disk.  So only the header at open and fatal lines are logged; a full
-     * disk must give 507s, never a crash. */
+     * disk.  So only fatal lines are logged (LOG stays empty otherwise;
+     * kvgate reports errors itself); a full disk must give 507s, never a
+     * crash. */
     rocksdb_options_set_info_log_level(b->opts, BACKEND_LOG_LEVEL_FATAL);
     if (o->in_memory) {
         b->mem_env = rocksdb_create_mem_env();
@@ -219,6 +220,22 @@ bool backend_is_empty(backend *b)
             return false;
     }
     return true;
+}
+
+int backend_lists_meta(const char *dir)
+{
+    char *err = NULL;
+    size_t n = 0;
+    rocksdb_options_t *o = rocksdb_options_create();
+    char **names = rocksdb_list_column_families(o, dir, &n, &err);
+    rocksdb_options_destroy(o);
+    int found = 0;
+    for (size_t i = 0; names && i < n; i++)
+        found |= strcmp(names[i], cf_names[BE_CF_META]) == 0;
+    if (names)
+        rocksdb_list_column_families_destroy(names, n);
+    rocksdb_free(err);
+    return found;
 }
 
 kv_err backend_get(backend *b, backend_batch *wb, int cf, const void *key, size_t klen,

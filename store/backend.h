@@ -32,6 +32,11 @@ void backend_close(backend *b);
 uint64_t backend_size(backend *b);
 /* true when no column family holds any key (a freshly created DB). */
 bool backend_is_empty(backend *b);
+/* Before opening: 1 if the MANIFEST of the store in `dir` lists the
+ * "meta" column family, 0 if it does not (or cannot be read: the open that
+ * follows reports why).  Reads only; RocksDB's read-write open would
+ * delete the table files a truncated MANIFEST no longer names. */
+int backend_lists_meta(const char *dir);
 
 /* Point read.  wb != NULL: read through the (indexed) batch first.
  * Returns KV_OK with *found and, if found, *val (free with backend_free). */

@@ -1754,6 +1754,25 @@ static int dir_empty(const char *dir)
     return empty;
 }
 
+/* 1 if `dir` holds a RocksDB table file (*.sst, or *.ldb as older
+ * versions named them), 0 if not, -1 on error.  A store whose creation was
+ * interrupted before its format marker was written has none; a store that
+ * opens empty although table files are there lost its MANIFEST. */
+static int dir_has_table_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    struct dirent *e;
+    int has = 0;
+    while (!has && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        has = n > 4 && (!strcmp(e->d_name + n - 4, ".sst") || !strcmp(e->d_name + n - 4, ".ldb"));
+    }
+    closedir(d);
+    return has;
+}
+
 /* Reads an 8-byte meta value; *found false if absent. */
 static kv_err meta_get_i64(backend *be, const char *key, int64_t *v, bool *found)
 {
@@ -1793,6 +1812,7 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
             o.lease_min_ttl = def.lease_min_ttl;
     }
     int empty = 1;
+    bool had_tables = false;
     if (o.in_memory)
         goto dir_ok; /* nothing on disk: `dir` only names the DB */
     if (stat(dir, &st) < 0) {
@@ -1825,6 +1845,13 @@ kvstore *kvstore_open(const char *dir, const kvstore_opts *opts, char **errmsg)
                          "(refusing to create one over it)%s", dir, NULL);
             goto err;
         }
+        /* looked at before RocksDB opens it: it may delete table files */
+        had_tables = dir_has_table_files(dir) != 0;
+        if (had_tables && !backend_lists_meta(dir)) {
+            msg = fmtmsg("data dir %s holds table files but its MANIFEST names none of the "
+                         "store's column families (corrupt or truncated MANIFEST?)%s", dir, NULL);
+            goto err;
+        }
     }
 dir_ok:
     s = calloc(1, sizeof *s);
@@ -1854,6 +1881,14 @@ dir_ok:
         if (!backend_is_empty(s->be)) {
             msg = fmtmsg("data dir %s holds a store without a format marker (corrupt?)%s", dir,
                          NULL);
+            goto err;
+        }
+        if (had_tables) {
+            /* e.g. a truncated MANIFEST: RocksDB opens an empty version
+             * (and deletes the .sst files it no longer knows as obsolete).
+             * Never start empty over a store that had data. */
+            msg = fmtmsg("data dir %s holds table files but the store opened empty "
+                         "(corrupt or truncated MANIFEST?)%s", dir, NULL);
             goto err;
         }
         /* fresh (or a creation interrupted before this point) */
