@@ -66,7 +66,8 @@ const S = {
   changed: new Set(), // keys changed since the last frame (flash)
   feedQ: [],          // feed entries waiting for the next frame
   dirty: { list: false, detail: false, status: false },
-  status: { revision: null, compact: null, dbSize: null, dbInUse: null, version: "" },
+  status: { revision: null, compact: null, dbSize: null, dbInUse: null, version: "",
+            watchers: null /* {synced, unsynced, victim} from /metrics; null: not served */ },
   rates: [],          // timestamps of recent events (rate display)
   relistTimer: 0,
   paging: false,
@@ -815,8 +816,28 @@ async function pollStatus() {
     S.status.version = st.version || "";
     S.dirty.status = true;
     schedule();
-    await refreshCompaction();
+    await Promise.all([refreshCompaction(), refreshWatchers()]);
   } catch { /* the connection indicator tells */ }
+}
+
+/** Watcher counts by group from kvgate's GET /metrics (Prometheus text;
+ *  etcd's maintenance status has no such field and must stay etcd's).  Only
+ *  the kvgate_watchers lines are read; a server without them (etcd) leaves
+ *  the field at "–". */
+async function refreshWatchers() {
+  try {
+    const res = await globalThis.fetch(kv.endpoint + "/metrics", { cache: "no-store" });
+    S.status.watchers = res.ok ? parseWatchers(await res.text()) : null;
+  } catch { S.status.watchers = null; }
+  S.dirty.status = true;
+  schedule();
+}
+
+/** {synced, unsynced, victim} from the exposition text, or null. */
+function parseWatchers(text) {
+  const out = {};
+  for (const m of text.matchAll(/^kvgate_watchers\{group="(\w+)"\} (\d+)$/gm)) out[m[1]] = Number(m[2]);
+  return "synced" in out ? { synced: out.synced, unsynced: out.unsynced || 0, victim: out.victim || 0 } : null;
 }
 
 /** The compaction revision, as status does not tell it: a read just after
@@ -853,6 +874,9 @@ function renderStatus() {
   $("st-db").textContent = st.dbSize === null ? "–" : fmtBytes(st.dbSize);
   $("st-db").title = st.dbInUse === null ? "" : `${fmtBytes(st.dbInUse)} in use`;
   $("st-version").textContent = st.version || "–";
+  const w = st.watchers;
+  $("st-watchers").textContent = w ? fmtInt(w.synced + w.unsynced + w.victim) + (w.victim ? ` (${fmtInt(w.victim)} slow)` : "") : "–";
+  $("st-watchers").title = w ? `${w.synced} synced, ${w.unsynced} catching up, ${w.victim} parked (slow consumers)` : "";
 }
 
 function openCompact() {

@@ -259,6 +259,9 @@ def test_live_edit_delete_history_restart(kvgate_factory, browser):
     b.wait("[...document.querySelectorAll('#events li')].some(l => l.dataset.key === 'app/live')")
     assert ("put", "app/live", "rev %d" % rev) in feed_lines(b)
     b.wait("document.getElementById('st-rev').textContent.replace(/\\D/g, '') === '%d'" % rev)
+    # watcher counts (from /metrics): the page's own watch at least, by group in the title
+    b.wait("Number(document.getElementById('st-watchers').textContent.replace(/\\D/g, '')) >= 1", 10)
+    assert "synced" in b.js("document.getElementById('st-watchers').title")
 
     # select it: metadata and value
     b.click(row_sel("app/live"))
