@@ -213,7 +213,7 @@ static void usage(FILE *f)
     fprintf(f, "\ndefaults: --listen 127.0.0.1:2379 --data-dir ./data --max-request-bytes 1572864\n"
                "          --max-txn-ops 128 --max-connections 10000 --connection-timeout 60\n"
                "          --sse-heartbeat 15 --max-streams 9000 --name default\n"
-               "          --advertise-peer-urls http://localhost:2380\n");
+               "          --advertise-peer-urls http://localhost:2380 --log-level info\n");
 }
 
 /* 0 to run, 1 to exit 0 (help/version), -1 to exit 2. */
