@@ -24,6 +24,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -652,6 +653,24 @@ static bool append_body(gw_req *r, const char *data, size_t n)
     return true;
 }
 
+/* libmicrohttpd's own messages (connection limit reached, accept or socket
+ * errors) in kvgate's log format instead of raw text on stderr; they can
+ * come once per refused connection, so at most one line per 10 s. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    static log_ratelimit rl = LOG_RATELIMIT_INIT;
+    uint64_t skipped;
+    if (!log_enabled(LOG_WARN) || !log_ratelimit_allow(&rl, 10000, &skipped))
+        return;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = 0;
+    log_printf(LOG_WARN, "http", "%s suppressed=%llu", msg, (unsigned long long)skipped);
+}
+
 static uint64_t mono_us(void)
 {
     struct timespec ts;
@@ -992,6 +1011,8 @@ int gw_server_start(gw_server *s, char **errmsg)
     }
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, ahc, s,
+        /* first: options after it could log through the default logger */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->cfg.max_connections,
