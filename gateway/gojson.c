@@ -363,3 +363,36 @@ int gojson_scan_value(const char *buf, size_t len, gojson_scan *o)
     strcpy(o->msg, "unexpected EOF");
     return GOJSON_ERR;
 }
+
+size_t gojson_depth(const char *buf, size_t len, size_t limit)
+{
+    /* One pass, no stack: only the count of open brackets matters, and
+     * brackets inside strings do not count.  Unbalanced input is fine (the
+     * scanner reports it); this only bounds the work a parser would do. */
+    size_t depth = 0, deepest = 0;
+    for (size_t i = 0; i < len; i++) {
+        switch (buf[i]) {
+        case '"':
+            for (i++; i < len && buf[i] != '"'; i++)
+                if (buf[i] == '\\')
+                    i++;
+            break;
+        case '[':
+        case '{':
+            if (++depth > deepest) {
+                deepest = depth;
+                if (deepest > limit)
+                    return deepest;
+            }
+            break;
+        case ']':
+        case '}':
+            if (depth)
+                depth--;
+            break;
+        default:
+            break;
+        }
+    }
+    return deepest;
+}

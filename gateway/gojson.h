@@ -21,6 +21,9 @@
  *   unexpected EOF          (the body ends inside the value)
  *   exceeded max depth      (nesting deeper than 10000)
  *
+ * (jansson, which parses the value afterwards, stops at 2048 levels: see
+ * gojson_depth and --max-json-depth.)
+ *
  * It also remembers the text of number literals that are not int64
  * integers (fractions, exponents, overflow), because Go's type errors quote
  * the literal ("cannot unmarshal number 5.0 into Go value of type int64")
@@ -46,6 +49,12 @@ typedef struct gojson_scan {
 /* Scans the first value of buf[0..len).  GOJSON_EMPTY: only whitespace
  * (Go's io.EOF, which etcd's gateway treats as an empty message). */
 int gojson_scan_value(const char *buf, size_t len, gojson_scan *out);
+
+/* The deepest nesting of arrays and objects in buf[0..len) (all of it,
+ * every value; brackets inside strings do not count), or the first depth
+ * above limit, where it stops looking.  Linear, no recursion: the
+ * gateway's --max-json-depth check, before any parser sees the body. */
+size_t gojson_depth(const char *buf, size_t len, size_t limit);
 
 /* Go's quoteChar: writes 'c' quoted as Go's scanner does (e.g. 'x', '\n',
  * '\x00', '\u00a0') into out (at least 16 bytes).  Returns out. */

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "gojson.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -62,6 +63,15 @@ typedef struct hook {
     void *arg;
 } hook;
 
+/* A connection as the request deadline sees it (libmicrohttpd's socket
+ * context); see "request deadline" below.  Fields under gw_server.conns_mu. */
+typedef struct gw_conn {
+    int fd;               /* -1 once shut down (or unknown) */
+    uint64_t since_us;    /* when the request being received began */
+    bool busy;            /* a handler has taken its request */
+    struct gw_conn *prev, *next;
+} gw_conn;
+
 struct gw_server {
     gw_config cfg;
     char *host;              /* as given in --listen, for messages */
@@ -88,6 +98,15 @@ struct gw_server {
      * route table: route_ep[i] is route i's endpoint; read-only after */
     metrics_requests *metrics;
     size_t *route_ep;
+    /* The request deadline: every open connection, and the thread that
+     * shuts down those past it.  conns_mu guards conns, every gw_conn and
+     * sweeper_stop; it is taken alone (never with live_mu or a request's
+     * lock held). */
+    pthread_mutex_t conns_mu;
+    pthread_cond_t sweeper_cv;
+    gw_conn *conns;
+    pthread_t sweeper;
+    bool sweeper_on, sweeper_stop;
 };
 
 /* RS_DRAIN: an answer is ready (404, 405, preflight...) but the request
@@ -626,6 +645,27 @@ static void reply_too_big(gw_req *r, unsigned long long got)
     gw_reply_error(r, 413, GRPC_RESOURCE_EXHAUSTED, msg);
 }
 
+/* --max-json-depth: refuses a body nested deeper than the limit, found
+ * with one linear pass, so that no parser (jansson recurses once per
+ * level) ever sees it.  Beyond Go's own 10000 levels the decoder answers
+ * etcd's "exceeded max depth" itself, so that answer stays etcd's.
+ * True when it answered. */
+static bool refuse_deep_body(gw_req *r)
+{
+    unsigned max = r->s->cfg.max_json_depth;
+    if (max == 0 || r->body_len <= max)
+        return false;
+    size_t d = gojson_depth(r->body, r->body_len, 10000);
+    if (d <= max || d > 10000)
+        return false;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "kvgate: request body nested too deeply (more than %u levels; --max-json-depth)",
+             max);
+    gw_reply_error(r, 400, GRPC_INVALID_ARGUMENT, msg);
+    return true;
+}
+
 static bool append_body(gw_req *r, const char *data, size_t n)
 {
     if (r->too_big)
@@ -676,6 +716,108 @@ static uint64_t mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- request deadline (slow clients) ----
+ * libmicrohttpd's connection timeout is an idle timeout: every byte received
+ * restarts it, so a client sending its headers or its body one byte every
+ * few seconds would hold a connection and its memory forever (slow loris).
+ * So receiving a whole request has a deadline too: conn_timeout_s from the
+ * connection's start or from the end of its previous request.  A sweeper
+ * thread shuts down the socket of a connection past it whose request no
+ * handler has taken yet; libmicrohttpd then sees the socket fail and cleans
+ * up as for any client that went away.  Requests a handler has taken
+ * (running, waiting for the store, watch streams) are never swept. */
+static const unsigned gw_sweep_ms = 500; /* sweeper period */
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    gw_server *s = cls;
+    gw_conn *gc = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        gc = calloc(1, sizeof *gc);
+        if (!gc)
+            return; /* this one has only the idle timeout */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        gc->fd = ci ? (int)ci->connect_fd : -1;
+        gc->since_us = mono_us();
+        pthread_mutex_lock(&s->conns_mu);
+        gc->next = s->conns;
+        if (s->conns)
+            s->conns->prev = gc;
+        s->conns = gc;
+        pthread_mutex_unlock(&s->conns_mu);
+        *socket_context = gc;
+        return;
+    }
+    if (!gc)
+        return;
+    /* CLOSED comes before libmicrohttpd closes the fd: once unlinked here
+     * the sweeper cannot touch a reused descriptor */
+    pthread_mutex_lock(&s->conns_mu);
+    if (gc->prev)
+        gc->prev->next = gc->next;
+    else
+        s->conns = gc->next;
+    if (gc->next)
+        gc->next->prev = gc->prev;
+    pthread_mutex_unlock(&s->conns_mu);
+    free(gc);
+    *socket_context = NULL;
+}
+
+/* busy: a handler takes the connection's request; !busy: it completed, the
+ * next request's clock starts. */
+static void conn_mark(gw_server *s, struct MHD_Connection *c, bool busy)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    gw_conn *gc = ci ? ci->socket_context : NULL;
+    if (!gc)
+        return;
+    pthread_mutex_lock(&s->conns_mu);
+    gc->busy = busy;
+    if (!busy)
+        gc->since_us = mono_us();
+    pthread_mutex_unlock(&s->conns_mu);
+}
+
+static void *sweeper_main(void *arg)
+{
+    gw_server *s = arg;
+    uint64_t limit = (uint64_t)s->cfg.conn_timeout_s * 1000000u;
+    pthread_mutex_lock(&s->conns_mu);
+    while (!s->sweeper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)gw_sweep_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->sweeper_cv, &s->conns_mu, &ts);
+        uint64_t now = mono_us();
+        for (gw_conn *gc = s->conns; gc; gc = gc->next) {
+            if (!gc->busy && gc->fd >= 0 && now - gc->since_us > limit) {
+                shutdown(gc->fd, SHUT_RDWR);
+                gc->fd = -1;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->conns_mu);
+    return NULL;
+}
+
+static void sweeper_stop(gw_server *s)
+{
+    if (!s->sweeper_on)
+        return;
+    pthread_mutex_lock(&s->conns_mu);
+    s->sweeper_stop = true;
+    pthread_cond_signal(&s->sweeper_cv);
+    pthread_mutex_unlock(&s->conns_mu);
+    pthread_join(s->sweeper, NULL);
+    s->sweeper_on = false;
 }
 
 /* Counts the finished request (a few relaxed atomic adds) and logs a
@@ -771,6 +913,9 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
             reply_too_big(r, r->body_len);
             return queue_reply(r);
         }
+        if (refuse_deep_body(r))
+            return queue_reply(r);
+        conn_mark(s, c, true);
         return run(r, r->rt->fn);
     case RS_SUSPENDED:
         if (r->replied)
@@ -793,8 +938,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     gw_server *s = cls;
     gw_req *r = *con_cls;
-    (void)c;
     (void)toe;
+    conn_mark(s, c, false);
     if (!r)
         return;
     *con_cls = NULL;
@@ -941,6 +1086,12 @@ gw_server *gw_server_new(const gw_config *cfg, char **errmsg)
     s->listen_fd = -1;
     atomic_init(&s->active, 0);
     pthread_mutex_init(&s->live_mu, NULL);
+    pthread_mutex_init(&s->conns_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->sweeper_cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&s->stopping, false);
     if (!s->cfg.threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1020,10 +1171,20 @@ int gw_server_start(gw_server *s, char **errmsg)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(s->cfg.conn_memory ? s->cfg.conn_memory : GW_DEFAULT_CONN_MEMORY),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_conn, s,
         MHD_OPTION_END);
     if (!s->d) {
         *errmsg = msgf("listen %s: cannot start the HTTP server%s", s->cfg.listen, "");
         return -1;
+    }
+    if (s->cfg.conn_timeout_s) {
+        if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
+            MHD_stop_daemon(s->d);
+            s->d = NULL;
+            *errmsg = msgf("cannot start the request deadline thread%s%s", "", "");
+            return -1;
+        }
+        s->sweeper_on = true;
     }
     s->started = true;
     return 0;
@@ -1102,6 +1263,7 @@ void gw_server_stop(gw_server *s, unsigned grace_ms)
         nanosleep(&ts, NULL);
     }
     resume_all_suspended(s);
+    sweeper_stop(s);
     MHD_stop_daemon(s->d);
     s->d = NULL;
     s->listen_fd = -1; /* closed above, or by MHD_stop_daemon */
@@ -1128,5 +1290,7 @@ void gw_server_free(gw_server *s)
     free(s->origins);
     free(s->host);
     pthread_mutex_destroy(&s->live_mu);
+    pthread_mutex_destroy(&s->conns_mu);
+    pthread_cond_destroy(&s->sweeper_cv);
     free(s);
 }

@@ -80,6 +80,10 @@ typedef struct gw_config {
      * an idle watch stream, so it is small; request headers beyond what it
      * holds are refused by libmicrohttpd (431).  0: GW_DEFAULT_CONN_MEMORY. */
     size_t conn_memory;
+    /* Deepest nesting of arrays/objects accepted in a request body; deeper
+     * bodies get 400 (code 3) before any parser runs (0: no check of our
+     * own; Go's scanner still stops at 10000, jansson at 2048). */
+    unsigned max_json_depth;
 } gw_config;
 
 /* Creates the server and binds the listening socket (so a busy port fails

@@ -33,6 +33,43 @@ static void reply_auth(gw_req *r, kv_err validation)
         gw_reply_error(r, 401, GRPC_UNAUTHENTICATED, "etcdserver: invalid auth token");
 }
 
+/* ---- --max-key-bytes / --max-value-bytes ---- */
+
+/* NULL when every key, range end (ops and compares) and put value of op is
+ * within the limits, else the refusal's message.  Recurses into nested
+ * txns: their depth is bounded by --max-json-depth (3 levels per txn). */
+static const char *oversized(const kv_http *kh, const kv_op *op)
+{
+    size_t kmax = kh->max_key_bytes ? kh->max_key_bytes : SIZE_MAX;
+    size_t vmax = kh->max_value_bytes ? kh->max_value_bytes : SIZE_MAX;
+    static const char key_msg[] = "kvgate: key is too large (--max-key-bytes)";
+    switch (op->type) {
+    case KV_OP_RANGE:
+        return op->u.range.key.len > kmax || op->u.range.range_end.len > kmax ? key_msg : NULL;
+    case KV_OP_PUT:
+        if (op->u.put.key.len > kmax)
+            return key_msg;
+        return op->u.put.value.len > vmax ? "kvgate: value is too large (--max-value-bytes)" : NULL;
+    case KV_OP_DELETE:
+        return op->u.del.key.len > kmax || op->u.del.range_end.len > kmax ? key_msg : NULL;
+    case KV_OP_TXN: {
+        const kv_txn_req *t = op->u.txn;
+        const char *m = NULL;
+        if (!t)
+            return NULL;
+        for (size_t i = 0; !m && i < t->n_compare; i++)
+            if (t->compare[i].key.len > kmax || t->compare[i].range_end.len > kmax)
+                m = key_msg;
+        for (size_t i = 0; !m && i < t->n_success; i++)
+            m = oversized(kh, &t->success[i]);
+        for (size_t i = 0; !m && i < t->n_failure; i++)
+            m = oversized(kh, &t->failure[i]);
+        return m;
+    }
+    }
+    return NULL;
+}
+
 /* ---- reads ---- */
 
 static void h_range(gw_req *r, void *ctx)
@@ -46,6 +83,14 @@ static void h_range(gw_req *r, void *ctx)
     if (ej_decoder_init(&d, body, len) != 0 || ej_decode_range(&d, &req) != 0) {
         reply_bad_request(r, d.msg);
         goto out;
+    }
+    if (kh->max_key_bytes) {
+        kv_op one = {.type = KV_OP_RANGE, .u.range = req}; /* borrowed */
+        const char *m = oversized(kh, &one);
+        if (m) {
+            reply_bad_request(r, m);
+            goto out;
+        }
     }
     if (gw_req_header(r, "Authorization")) {
         kv_request one;
@@ -167,6 +212,14 @@ static kv_request *decode_write(gw_req *r, kv_http *kh, int which)
     }
     if (rc != 0) {
         reply_bad_request(r, d.msg[0] ? d.msg : "etcdserver: out of memory");
+        ej_decoder_done(&d);
+        kv_request_free(req);
+        return NULL;
+    }
+    const char *big = req->kind == KV_REQ_OP && (kh->max_key_bytes || kh->max_value_bytes)
+                          ? oversized(kh, &req->op) : NULL;
+    if (big) {
+        reply_bad_request(r, big);
         ej_decoder_done(&d);
         kv_request_free(req);
         return NULL;

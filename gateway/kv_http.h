@@ -21,6 +21,8 @@ typedef struct kv_http {
     ej_header header;         /* cluster_id, member_id, raft_term */
     size_t max_request_bytes; /* etcd's --max-request-bytes */
     size_t max_txn_ops;       /* etcd's --max-txn-ops */
+    size_t max_key_bytes;     /* --max-key-bytes: any key or range end (0: no cap) */
+    size_t max_value_bytes;   /* --max-value-bytes: a put's value (0: no cap) */
 } kv_http;
 
 /* Registers the routes; `kh` must outlive the server.  0 or -1. */

@@ -51,6 +51,10 @@ typedef struct options {
     unsigned long long shutdown_grace_ms;
     unsigned long long sse_heartbeat_s;
     unsigned long long max_streams;
+    unsigned long long max_json_depth;         /* 0: Go's 10000 only */
+    unsigned long long max_watches_per_stream; /* 0: no cap */
+    unsigned long long max_key_bytes;          /* 0: only the request limit */
+    unsigned long long max_value_bytes;        /* 0: only the request limit */
     const char *name;
     const char *advertise_client_urls;
     const char *advertise_peer_urls;
@@ -140,6 +144,25 @@ static int set_max_streams(options *o, const char *v, char *e, size_t n)
     return parse_u64(v, 1, 1u << 20, &o->max_streams, e, n);
 }
 
+/* Bad-input limits (README "Limits"): each refusal is an etcd-style error
+ * body.  Defaults keep every answer etcd gives (see main()). */
+static int set_max_json_depth(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 0, 10000, &o->max_json_depth, e, n);
+}
+static int set_max_watches(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 0, 1u << 24, &o->max_watches_per_stream, e, n);
+}
+static int set_max_key(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 0, (unsigned long long)1 << 31, &o->max_key_bytes, e, n);
+}
+static int set_max_value(options *o, const char *v, char *e, size_t n)
+{
+    return parse_u64(v, 0, (unsigned long long)1 << 31, &o->max_value_bytes, e, n);
+}
+
 static int set_name(options *o, const char *v, char *e, size_t n)
 {
     (void)e; (void)n;
@@ -190,6 +213,10 @@ static const flag flags[] = {
     {"connection-memory", "BYTES", "per-connection buffer memory (request headers + send buffer)", set_conn_memory},
     {"sse-heartbeat", "SECONDS", "comment line on idle SSE watch streams (0: none)", set_sse_heartbeat},
     {"max-streams", "N", "most simultaneous watch streams (beyond: 429)", set_max_streams},
+    {"max-watches-per-stream", "N", "most watch creates in one watch request body (beyond: 400; 0: no cap)", set_max_watches},
+    {"max-json-depth", "N", "deepest JSON nesting in a request body (beyond: 400; 0: Go's 10000)", set_max_json_depth},
+    {"max-key-bytes", "N", "largest key in a request (beyond: 400; 0: only --max-request-bytes)", set_max_key},
+    {"max-value-bytes", "N", "largest value in a put (beyond: 400; 0: only --max-request-bytes)", set_max_value},
     {"name", "NAME", "member name in member list (etcd's --name)", set_name},
     {"advertise-client-urls", "URLS", "client URLs in member list (default: the listen URL)", set_adv_client},
     {"advertise-peer-urls", "URLS", "peer URLs in member list (kvgate has no peers)", set_adv_peer},
@@ -213,6 +240,8 @@ static void usage(FILE *f)
     fprintf(f, "\ndefaults: --listen 127.0.0.1:2379 --data-dir ./data --max-request-bytes 1572864\n"
                "          --max-txn-ops 128 --max-connections 10000 --connection-timeout 60\n"
                "          --sse-heartbeat 15 --max-streams 9000 --name default\n"
+               "          --max-watches-per-stream 1000 --max-json-depth 2048\n"
+               "          --max-key-bytes 0 --max-value-bytes 0\n"
                "          --advertise-peer-urls http://localhost:2380 --log-level info\n");
 }
 
@@ -311,6 +340,13 @@ int main(int argc, char **argv)
         .shutdown_grace_ms = 10000,
         .sse_heartbeat_s = 15,
         .max_streams = 9000,
+        /* 2048 is the depth jansson parses at most anyway, so the check
+         * changes no answer, only makes the refusal's text clear; etcd
+         * (Go) accepts up to 10000, so a lower default would refuse bodies
+         * etcd answers.  Keys and values: etcd has no limit but the
+         * request size, so none by default either. */
+        .max_json_depth = 2048,
+        .max_watches_per_stream = 1000,
         .name = "default",
         .advertise_client_urls = NULL,
         .advertise_peer_urls = "http://localhost:2380",
@@ -342,6 +378,7 @@ int main(int argc, char **argv)
         .conn_timeout_s = (unsigned)o.conn_timeout_s,
         .conn_memory = (size_t)o.conn_memory,
         .stream_timeout_s = (unsigned)o.stream_timeout_s,
+        .max_json_depth = (unsigned)o.max_json_depth,
     };
     char *err = NULL;
     gw_server *srv = gw_server_new(&gc, &err);
@@ -377,6 +414,8 @@ int main(int argc, char **argv)
                    .raft_term = 2},
         .max_request_bytes = (size_t)o.max_request_bytes,
         .max_txn_ops = (size_t)o.max_txn_ops,
+        .max_key_bytes = (size_t)o.max_key_bytes,
+        .max_value_bytes = (size_t)o.max_value_bytes,
     };
     /* Watches: the watchable layer over the store, the endpoints over it. */
     watchable_opts wo;
@@ -388,6 +427,7 @@ int main(int argc, char **argv)
     who.event_cache = true;
     who.sse_heartbeat_ms = (unsigned)o.sse_heartbeat_s * 1000;
     who.max_streams = (unsigned)o.max_streams;
+    who.max_watches_per_stream = (unsigned)o.max_watches_per_stream;
     watch_http *wh = ws ? watch_http_new(store, ws, &kh.header, &who) : NULL;
     /* Leases, maintenance and cluster: over the store, sharing the header. */
     lease_http lh = {.store = store, .header = &kh.header};

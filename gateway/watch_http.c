@@ -65,6 +65,7 @@ void watch_http_opts_default(watch_http_opts *o)
     o->sse_heartbeat_ms = 15000;
     o->sse_retry_ms = 2000;
     o->max_streams = 10000;
+    o->max_watches_per_stream = 1000;
     o->idle_poll_ms = 5000;
     o->wake_batch_us = 500;
     o->snapshot_page = 500;
@@ -589,6 +590,22 @@ static void handle_post(gw_req *r, void *ctx)
     if (wj_decode_requests(body, blen, &reqs, &n, msg, sizeof msg) < 0) {
         gw_reply_error(r, 500, GRPC_UNKNOWN, msg); /* a stream's decode error: Unknown */
         return;
+    }
+    if (wh->o.max_watches_per_stream) {
+        /* The whole body is here before the stream starts (http.h), so a
+         * body holding more creates than the cap is refused up front, as
+         * a bad request, instead of building its watchers first. */
+        size_t creates = 0;
+        for (size_t i = 0; i < n; i++)
+            creates += reqs[i].kind == WJ_CREATE;
+        if (creates > wh->o.max_watches_per_stream) {
+            wj_requests_free(reqs, n);
+            snprintf(msg, sizeof msg,
+                     "kvgate: too many watch create requests in one stream (more than %u; "
+                     "--max-watches-per-stream)", wh->o.max_watches_per_stream);
+            gw_reply_error(r, 400, GRPC_INVALID_ARGUMENT, msg);
+            return;
+        }
     }
     int64_t resume = -1;
     if (sse) {

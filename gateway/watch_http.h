@@ -37,6 +37,7 @@ typedef struct watch_http_opts {
     unsigned sse_heartbeat_ms;  /* comment line on idle SSE streams (15000; 0 = never) */
     unsigned sse_retry_ms;      /* the "retry:" hint sent on connect (2000) */
     unsigned max_streams;       /* concurrent watch streams; beyond: 429 (10000; 0 = no cap) */
+    unsigned max_watches_per_stream; /* creates in one POST body; beyond: 400 (1000; 0 = no cap) */
     unsigned idle_poll_ms;      /* resume idle JSON streams to notice dead peers (30000) */
     unsigned wake_batch_us;     /* how long wake-ups are gathered before a resume pass (500) */
     size_t snapshot_page;       /* keys per range read for initial=true (500) */

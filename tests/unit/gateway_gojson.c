@@ -81,5 +81,17 @@ int main(void)
         CHECK_EQ_INT(scan(deep, &o), GOJSON_ERR);
         CHECK_EQ_STR(o.msg, "exceeded max depth");
     }
+    TEST("gojson_depth: brackets in strings do not count, stops past the limit") {
+        CHECK_EQ_INT(gojson_depth("", 0, 64), 0);
+        CHECK_EQ_INT(gojson_depth("{\"a\":[1,{}]}", 12, 64), 3);
+        CHECK_EQ_INT(gojson_depth("{\"[[[\\\"[[\":1}", 14, 64), 1);
+        CHECK_EQ_INT(gojson_depth("[]]]]][[", 8, 64), 2); /* extra closes do not go below 0 */
+        CHECK_EQ_INT(gojson_depth("{}{}[[]]", 8, 64), 2);
+        static char deep[1 << 20];
+        memset(deep, '[', sizeof deep);
+        CHECK_EQ_INT(gojson_depth(deep, sizeof deep, 64), 65);
+        CHECK_EQ_INT(gojson_depth(deep, sizeof deep, (size_t)-1), sizeof deep);
+        CHECK_EQ_INT(gojson_depth("\"[[[", 4, 1), 0); /* unterminated string */
+    }
     return TEST_REPORT();
 }
