@@ -69,6 +69,7 @@ typedef struct gw_conn {
     int fd;               /* -1 once shut down (or unknown) */
     uint64_t since_us;    /* when the request being received began */
     bool busy;            /* a handler has taken its request */
+    bool over;            /* opened past max_connections: its requests get 503 */
     struct gw_conn *prev, *next;
 } gw_conn;
 
@@ -105,6 +106,7 @@ struct gw_server {
     pthread_mutex_t conns_mu;
     pthread_cond_t sweeper_cv;
     gw_conn *conns;
+    unsigned n_conns;
     pthread_t sweeper;
     bool sweeper_on, sweeper_stop;
 };
@@ -730,6 +732,13 @@ static uint64_t mono_us(void)
  * (running, waiting for the store, watch streams) are never swept. */
 static const unsigned gw_sweep_ms = 500; /* sweeper period */
 
+/* --max-connections: libmicrohttpd at its limit stops accepting, so one
+ * more client would sit in the kernel's backlog without a word until it
+ * gave up.  Instead libmicrohttpd's limit is this much higher, and a
+ * connection opened past max_connections gets one clear answer (503, code
+ * 14, Retry-After, Connection: close) to its first request. */
+static unsigned conn_margin(unsigned max) { return max / 8 + 16 < 512 ? max / 8 + 16 : 512; }
+
 static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe)
 {
@@ -744,6 +753,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
         gc->fd = ci ? (int)ci->connect_fd : -1;
         gc->since_us = mono_us();
         pthread_mutex_lock(&s->conns_mu);
+        gc->over = ++s->n_conns > s->cfg.max_connections;
         gc->next = s->conns;
         if (s->conns)
             s->conns->prev = gc;
@@ -763,9 +773,19 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
         s->conns = gc->next;
     if (gc->next)
         gc->next->prev = gc->prev;
+    s->n_conns--;
     pthread_mutex_unlock(&s->conns_mu);
     free(gc);
     *socket_context = NULL;
+}
+
+/* True when c was opened past max_connections (refuse its request). */
+static bool conn_over(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const gw_conn *gc = ci ? ci->socket_context : NULL;
+    return gc && gc->over; /* set once before any request: no lock needed */
 }
 
 /* busy: a handler takes the connection's request; !busy: it completed, the
@@ -863,6 +883,15 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
             preflight(r);
             r->state = RS_DRAIN;
             return MHD_YES;
+        }
+        if (s->cfg.max_connections && conn_over(c)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "kvgate: too many connections (--max-connections %u)",
+                     s->cfg.max_connections);
+            gw_reply_error(r, 503, GRPC_UNAVAILABLE, msg);
+            gw_reply_add_header(r, "Retry-After", "1");
+            gw_reply_add_header(r, "Connection", "close");
+            return queue_reply(r);
         }
         bool known;
         r->rt = find_route(s, method, url, &known);
@@ -1166,7 +1195,8 @@ int gw_server_start(gw_server *s, char **errmsg)
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)s->cfg.threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->cfg.max_connections,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)(s->cfg.max_connections ? s->cfg.max_connections + conn_margin(s->cfg.max_connections) : 0),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->cfg.conn_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(s->cfg.conn_memory ? s->cfg.conn_memory : GW_DEFAULT_CONN_MEMORY),
