@@ -26,7 +26,21 @@
 #include "backend.h"
 
 int backend_fail_writes;
+int backend_fail_after;
 kv_err backend_fail_err = KV_ERR_IO;
+
+/* KVGATE_TEST_FAIL_WRITES="AFTER,COUNT[,nospace|io]": see backend.h. */
+static void fail_hook_from_env(void)
+{
+    const char *v = getenv("KVGATE_TEST_FAIL_WRITES");
+    int after = 0, count = 0, n = 0;
+    char kind[16] = "";
+    if (!v || sscanf(v, "%d,%d%n,%15s", &after, &count, &n, kind) < 2 || after < 0 || count < 0)
+        return;
+    __atomic_store_n(&backend_fail_after, after, __ATOMIC_SEQ_CST);
+    backend_fail_err = strcmp(kind, "io") == 0 ? KV_ERR_IO : KV_ERR_NOSPACE;
+    __atomic_store_n(&backend_fail_writes, count, __ATOMIC_SEQ_CST);
+}
 
 /* RocksDB's InfoLogLevel: DEBUG 0, INFO 1, WARN 2, ERROR 3, FATAL 4. */
 #define BACKEND_LOG_LEVEL_FATAL 4
@@ -133,6 +147,7 @@ backend *backend_open(const char *dir, const backend_opts *o, char **errmsg)
         err = NULL;
         goto err_set;
     }
+    fail_hook_from_env();
     b->ro = rocksdb_readoptions_create();
     b->wo_sync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(b->wo_sync, 1);
@@ -378,6 +393,8 @@ kv_err backend_batch_write(backend *b, backend_batch *wb, bool sync)
 {
     char *err = NULL;
     if (__atomic_load_n(&backend_fail_writes, __ATOMIC_SEQ_CST) > 0 &&
+        !(__atomic_load_n(&backend_fail_after, __ATOMIC_SEQ_CST) > 0 &&
+          __atomic_sub_fetch(&backend_fail_after, 1, __ATOMIC_SEQ_CST) >= 0) &&
         __atomic_sub_fetch(&backend_fail_writes, 1, __ATOMIC_SEQ_CST) >= 0)
         return backend_fail_err;
     rocksdb_writeoptions_t *wo = sync ? b->wo_sync : b->wo_nosync;

@@ -75,8 +75,12 @@ uint64_t backend_size_in_use(backend *b);
 kv_err backend_compact_all(backend *b);
 
 /* Test hook: when set, the next backend_batch_write calls fail with this
- * error (and decrement the counter). */
+ * error (and decrement the counter), after backend_fail_after writes that
+ * go through.  backend_open sets them from the environment variable
+ * KVGATE_TEST_FAIL_WRITES="AFTER,COUNT[,nospace|io]" (tests/faults, for
+ * machines where a small file system cannot be mounted). */
 extern int backend_fail_writes;
+extern int backend_fail_after;
 extern kv_err backend_fail_err;
 
 #endif

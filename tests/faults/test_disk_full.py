@@ -3,10 +3,8 @@ stays up and recovers when space returns.
 
 The data dir lives on a small tmpfs the test mounts itself (8 MiB; needs
 root and a kernel that lets us mount, both true in CI and in the dev
-sandbox; otherwise the test skips, saying so, and the injected-failure
-variant in tests/unit/store_commit.c — backend_fail_writes, the whole batch
-fails with KV_ERR_NOSPACE / KV_ERR_IO and no revision is used — covers the
-store's side of it).  The file system is always unmounted at teardown.
+sandbox; otherwise the test skips, saying so, and
+test_injected_write_failures below covers the same ground).  The file system is always unmounted at teardown.
 
   1. big values (256 KiB) until a write fails: 507, gRPC code 8, etcd's
      "database space exceeded" text; the server is still up;
@@ -18,6 +16,10 @@ store's side of it).  The file system is always unmounted at teardown.
      at least the write buffer size, 64 MiB: hence the size after the
      remount);
   4. after a restart everything acknowledged is there, nothing else.
+
+test_injected_write_failures is the same without mounting (any machine):
+KVGATE_TEST_FAIL_WRITES="AFTER,COUNT,nospace|io" makes store/backend.c fail
+batch writes AFTER+1..AFTER+COUNT (507 and 500 respectively).
 
 Before the fix in store/backend.c this crashed kvgate: RocksDB 7.8 (Debian,
 built with assertions) aborts on the info-LOG line written after a failed
@@ -45,12 +47,12 @@ def _mount(path, size):
 def small_fs():
     d = mktemp("kvtest-diskfull-", disk=True)
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (the store-level variant with "
-                    "injected write failures runs in tests/unit/store_commit.c)")
+        pytest.skip("mounting a small tmpfs needs root (test_injected_write_failures "
+                    "covers the same without a mount)")
     r = _mount(d, SMALL_FS)
     if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (%s); the store-level variant with injected "
-                    "write failures runs in tests/unit/store_commit.c" % r.stderr.strip())
+        pytest.skip("cannot mount a tmpfs here (%s); test_injected_write_failures covers "
+                    "the same without a mount" % r.stderr.strip())
     try:
         yield d
     finally:
@@ -80,11 +82,11 @@ def check_state(c, acked, rev):
     # values of a few
     for k in list(acked)[:3] + list(acked)[-3:]:
         kv = c.range(k)["kvs"][0]
-        assert len(kv["value"]) == len(b64(value_of(k)))
+        assert kv["value"] == b64(value_of(k)) and int(kv["mod_revision"]) == acked[k]
 
 
 def value_of(key):
-    return (key + "-") * (BIG // (len(key) + 1)) if key.startswith("big") else key
+    return (key + "-") * (BIG // (len(key) + 1)) if key.startswith("big") else "v:" + key
 
 
 @pytest.mark.timeout(120)
@@ -132,7 +134,7 @@ def test_disk_full_fails_cleanly_and_recovers(kvgate_factory, small_fs):
     assert r.returncode == 0, r.stderr
     deadline = time.monotonic() + 30
     while True:
-        r = c.post("/v3/kv/put", {"key": b64("after"), "value": b64("after")})
+        r = c.post("/v3/kv/put", {"key": b64("after"), "value": b64(value_of("after"))})
         if r.status == 200:
             break
         assert is_nospace(r) or r.status == 500, r
@@ -154,3 +156,50 @@ def test_disk_full_fails_cleanly_and_recovers(kvgate_factory, small_fs):
     check_state(c, acked, rev)
     assert int(c.put("final", "x")["header"]["revision"]) == rev + 1
     assert k.stop() == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind,status,message", [
+    ("nospace", 507, "etcdserver: mvcc: database space exceeded"),
+    ("io", 500, "etcdserver: storage I/O error")])
+def test_injected_write_failures(kvgate_factory, monkeypatch, kind, status, message):
+    """The same without a small file system (any machine): the storage
+    boundary fails batch writes 21..23 (KVGATE_TEST_FAIL_WRITES, read by
+    store/backend.c).  Each failing request answers a clear 5xx, uses no
+    revision and applies nothing; the server stays up; the next write gets
+    the next revision; a restart shows exactly the acknowledged writes."""
+    monkeypatch.setenv("KVGATE_TEST_FAIL_WRITES", "20,3," + kind)
+    k = kvgate_factory()
+    monkeypatch.delenv("KVGATE_TEST_FAIL_WRITES")
+    c = k.client(timeout=30)
+    acked = {}
+    rev = c.revision()
+    for i in range(40):
+        key = "k%02d" % i
+        r = c.post("/v3/kv/put", {"key": b64(key), "value": b64(value_of(key))})
+        if r.status != 200:
+            break
+        rev += 1
+        acked[key] = rev
+    assert r.status == status and r.json()["error"] == message, r
+    assert r.json()["code"] == (8 if kind == "nospace" else 13), r
+    assert 10 <= len(acked) < 40
+    check_state(c, acked, rev)
+    for path, body in [
+            ("/v3/kv/txn", {"success": [{"request_put": {"key": b64("t1"), "value": b64("t1")}},
+                                        {"request_put": {"key": b64("t2"), "value": b64("t2")}}]}),
+            ("/v3/kv/deleterange", {"key": b64("k00")})]:
+        r = c.post(path, body)
+        assert r.status == status and r.json()["error"] == message, (path, r)
+        check_state(c, acked, rev)
+    assert k.running()
+    rev += 1
+    assert int(c.put("after", value_of("after"))["header"]["revision"]) == rev
+    acked["after"] = rev
+    rev += 1
+    assert c.delete("k00")["header"]["revision"] == str(rev)
+    del acked["k00"]
+    check_state(c, acked, rev)
+    assert k.stop() == 0
+    k.start()
+    check_state(k.client(timeout=30), acked, rev)
