@@ -59,6 +59,15 @@ static const unsigned wh_tick_ms = 1000;      /* heartbeat / idle scan period (m
  * lives as long as the event's block, which a stalled reader's queue pins,
  * so big values are encoded per delivery instead of doubling that memory. */
 static const size_t wh_cache_max = 2048;
+/* Output held for a stream (encoded, not yet taken by MHD) at least this
+ * big is reported to the watchable layer, which counts it against the
+ * stream's byte budget (stream_queue_bytes): a reader stalled in the middle
+ * of a big value then takes no more events.  Smaller amounts are not worth
+ * a lock per fill. */
+static const size_t wh_backlog_min = 16 * 1024;
+/* Buffers grown past this (a big value) are freed as soon as they drain,
+ * so a stream does not keep a big value's worth of memory afterwards. */
+static const size_t wh_buf_max_keep = 16 * 1024;
 
 void watch_http_opts_default(watch_http_opts *o)
 {
@@ -115,6 +124,7 @@ struct wconn {
     size_t out_off;
     gwbuf scratch;
     bool sent_retry, finish;
+    bool backlog_set;     /* a non-zero watch_stream_set_backlog is in force */
     /* initial=true */
     enum snap_state snap;
     int64_t snap_rev, watch_id;
@@ -475,6 +485,8 @@ static int fill(wconn *c, size_t want)
         if (resp->n_events)
             atomic_fetch_add_explicit(&c->wh->events_sent, resp->n_events, memory_order_relaxed);
         watch_response_free(resp);
+        if (c->scratch.cap > wh_buf_max_keep) /* copied into out: no second copy kept */
+            buf_free(&c->scratch);
         if (rc < 0)
             return -1;
         /* JSON framing: one response per HTTP chunk, as etcd sends them;
@@ -495,9 +507,21 @@ static ssize_t reader(void *sctx, char *buf, size_t max)
     if (atomic_load(&c->ending))
         return GW_STREAM_END;
     if (c->out.len == c->out_off) {
+        /* Encode more only once everything encoded is gone: what a stream
+         * holds is then one fill (MHD's free space, or one response). */
         c->out.len = c->out_off = 0;
+        if (c->backlog_set) {
+            watch_stream_set_backlog(c->st, 0);
+            c->backlog_set = false;
+        }
+        if (c->out.cap > wh_buf_max_keep)
+            sse_buf_free(&c->out);
         if (fill(c, max) < 0)
             return GW_STREAM_ERROR;
+        if (c->out.len >= wh_backlog_min) {
+            watch_stream_set_backlog(c->st, c->out.len);
+            c->backlog_set = true;
+        }
     }
     size_t n = c->out.len - c->out_off;
     if (n == 0) {

@@ -86,8 +86,10 @@
  * Delivery.  Each watch stream (one per HTTP connection) owns its watchers
  * and one queue of watch_response.  The layer appends; the gateway pops from
  * its content reader (watch_stream_pop).  The queue is bounded by
- * stream_queue_events events (a response is accepted while the queue is
- * below the bound, so it may overshoot by one response); control responses
+ * stream_queue_events events and by stream_queue_bytes bytes of keys and
+ * values, the consumer's reported backlog (watch_stream_set_backlog)
+ * included (a response is accepted while the queue is below both bounds,
+ * so it may overshoot by one response); control responses
  * (created, canceled, compacted, progress request answers) are always
  * accepted, so they are never lost.  A watcher's created response is queued
  * before it can receive any event.  A response never splits the events of
@@ -132,8 +134,10 @@
  * 31-byte key with 20 watchers per stream, stream included; a queued
  * response costs ~120 bytes plus 32 per event, the events themselves are
  * shared per commit.  A stream holds at most stream_queue_events events
- * plus one response of overshoot plus control responses; a victim holds one
- * parked response for at most victim_max_park_ms.
+ * and stream_queue_bytes bytes of keys and values (a response pins its
+ * whole event block: a commit's, or a history batch of at most
+ * sync_batch_bytes) plus one response of overshoot plus control responses;
+ * a victim holds one parked response for at most victim_max_park_ms.
  */
 #ifndef KVGATE_WATCH_H
 #define KVGATE_WATCH_H
@@ -160,6 +164,12 @@ typedef struct watchable_opts {
     unsigned victim_retry_ms;      /* victim loop period while victims exist (etcd: 10) */
     unsigned victim_max_park_ms;   /* then drop the parked response, demote (1000) */
     size_t stream_queue_events;    /* per-stream queue bound in events (etcd chan: 1024 responses) */
+    size_t stream_queue_bytes;     /* and in key + value bytes, plus what the consumer
+                                      reported with watch_stream_set_backlog (1 MiB; 0:
+                                      no byte bound).  Past it a watcher is parked, then
+                                      re-reads history: a stalled reader of big values
+                                      holds about this much, not its whole backlog */
+    size_t sync_batch_bytes;       /* key + value bytes per history read (1 MiB; 0: none) */
     unsigned progress_interval_ms; /* progress_notify period (etcd: 10 min) */
     /* Frees what the gateway stored with watch_event_cache_set; NULL if unused. */
     void (*cache_free)(void *enc);
@@ -281,6 +291,7 @@ typedef struct watch_response {
     /* private */
     struct watch_response *next_;
     struct watch_evblock *block_;
+    size_t bytes_;             /* key + value bytes of its events */
     bool want_prev_;
 } watch_response;
 
@@ -290,6 +301,13 @@ watch_response *watch_stream_pop(watch_stream *st);
 
 /* Number of queued responses (for tests / heuristics). */
 size_t watch_stream_queued(watch_stream *st);
+
+/* Bytes the consumer holds for this stream, popped but not yet delivered
+ * (the gateway's encoded output): counted against stream_queue_bytes, so
+ * a stream whose reader stalls mid-response takes no more events.  Report
+ * 0 once drained; the layer then resumes the stream's parked watchers.
+ * Any thread; takes only the stream's queue lock. */
+void watch_stream_set_backlog(watch_stream *st, size_t bytes);
 
 void watch_response_free(watch_response *r); /* NULL ok */
 

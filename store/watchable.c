@@ -157,6 +157,7 @@ static void response_add(watch_response *r, watch_evblock *b, size_t i)
     e->prev_kv = NULL;
     e->block_ = b;
     e->with_prev_ = r->want_prev_;
+    r->bytes_ += b->evs[i].kv.key.len + b->evs[i].kv.value.len;
 }
 
 static size_t response_weight(const watch_response *r) { return r->n_events ? r->n_events : 1; }
@@ -215,7 +216,8 @@ struct watch_stream {
     /* under st->mu */
     pthread_mutex_t mu;
     watch_response *qhead, *qtail;
-    size_t qcount, qevents;
+    size_t qcount, qevents, qbytes;
+    size_t backlog;                 /* the consumer's, watch_stream_set_backlog */
     /* under ws->mu */
     watcher **ids;
     size_t nbuckets, nwatchers;
@@ -267,6 +269,8 @@ void watchable_opts_default(watchable_opts *o)
     o->victim_retry_ms = 10;
     o->victim_max_park_ms = 1000;
     o->stream_queue_events = 1024;
+    o->stream_queue_bytes = 1u << 20;
+    o->sync_batch_bytes = 1u << 20;
     o->progress_interval_ms = 10 * 60 * 1000;
 }
 
@@ -302,12 +306,20 @@ static void kick(watchable *ws, bool sync, bool victim)
 
 /* ---- stream queue ---- */
 
+/* The stream is at one of its bounds.  Under st->mu. */
+static bool over_bound(const watch_stream *st)
+{
+    const watchable_opts *o = &st->ws->o;
+    return st->qevents >= o->stream_queue_events ||
+           (o->stream_queue_bytes && st->qbytes + st->backlog >= o->stream_queue_bytes);
+}
+
 /* Appends r unless the queue is at its bound (force: control responses).
  * Called under ws->mu; calls the wake callback on empty -> non-empty. */
 static bool enqueue(watch_stream *st, watch_response *r, bool force)
 {
     pthread_mutex_lock(&st->mu);
-    if (!force && st->qevents >= st->ws->o.stream_queue_events) {
+    if (!force && over_bound(st)) {
         pthread_mutex_unlock(&st->mu);
         return false;
     }
@@ -320,6 +332,7 @@ static bool enqueue(watch_stream *st, watch_response *r, bool force)
     st->qtail = r;
     st->qcount++;
     st->qevents += response_weight(r);
+    st->qbytes += r->bytes_;
     pthread_mutex_unlock(&st->mu);
     if (was_empty && st->wake)
         st->wake(st->wake_arg);
@@ -329,9 +342,20 @@ static bool enqueue(watch_stream *st, watch_response *r, bool force)
 static bool stream_full(watch_stream *st)
 {
     pthread_mutex_lock(&st->mu);
-    bool full = st->qevents >= st->ws->o.stream_queue_events;
+    bool full = over_bound(st);
     pthread_mutex_unlock(&st->mu);
     return full;
+}
+
+void watch_stream_set_backlog(watch_stream *st, size_t bytes)
+{
+    pthread_mutex_lock(&st->mu);
+    bool was_full = over_bound(st);
+    st->backlog = bytes;
+    bool now_free = !over_bound(st);
+    pthread_mutex_unlock(&st->mu);
+    if (was_full && now_free) /* as in watch_stream_pop */
+        kick(st->ws, true, true);
 }
 
 size_t watch_stream_queued(watch_stream *st)
@@ -381,18 +405,18 @@ static void fill_prev_kv(watch_response *r)
 
 watch_response *watch_stream_pop(watch_stream *st)
 {
-    size_t cap = st->ws->o.stream_queue_events;
     pthread_mutex_lock(&st->mu);
     watch_response *r = st->qhead;
-    bool was_full = st->qevents >= cap;
+    bool was_full = over_bound(st);
     if (r) {
         st->qhead = r->next_;
         if (!st->qhead)
             st->qtail = NULL;
         st->qcount--;
         st->qevents -= response_weight(r);
+        st->qbytes -= r->bytes_;
     }
-    bool now_free = st->qevents < cap;
+    bool now_free = !over_bound(st);
     pthread_mutex_unlock(&st->mu);
     if (!r)
         return NULL;
@@ -795,8 +819,10 @@ static bool sync_pass(watchable *ws)
     kv_event *evs = NULL;
     size_t n = 0;
     int64_t next_rev = min;
-    kv_err err = kvstore_read_events(ws->s, min > 0 ? min : 1, cur, ws->o.sync_batch_events,
-                                     &evs, &n, &next_rev);
+    /* bytes bounded too: the batch's block lives until every chosen
+     * watcher's reader has taken its response */
+    kv_err err = kvstore_read_events_max(ws->s, min > 0 ? min : 1, cur, ws->o.sync_batch_events,
+                                         ws->o.sync_batch_bytes, &evs, &n, &next_rev);
     watch_evblock *b = NULL;
     if (err == KV_OK && n) {
         b = evblock_new(evs, n, ws->s, ws->o.cache_free);

@@ -12,7 +12,7 @@ tests asserting behaviour only, never timing:
     created message, while the writer puts 50 MiB of values (200 x 256 KiB)
     under "st/big/" interleaved with 200 small puts on the hot key, then
     10 txns of 100 puts under "st/m/" (1,000 events in 10 revisions: the
-    stalled readers' queues, 1,024 events, overflow);
+    stalled readers' queues, 1,024 events or 1 MiB, overflow);
   - then the stalled readers read again.
 
 Asserted: every healthy watcher gets every event of what it watches, in
@@ -23,7 +23,8 @@ with its value; the server's RSS while the readers are stalled grows by
 less than 24 MiB more than a control kvgate that gets the same writes
 without any watcher (the control absorbs RocksDB's memtable, which holds
 what was written whoever watches; the margin is half of what was written,
-so buffering the stalled streams' backlog in memory fails it).
+so buffering the stalled streams' backlog in memory fails it: each
+stream's queue is bounded in bytes, see test_memory_bounded_while_readers_stall).
 
 Under ASan (KVGATE_SANITIZED=1) the scenario is scaled down (200 healthy
 watchers, 16 MiB of values) and the memory test is skipped.
@@ -271,11 +272,17 @@ def scenario(kvgate_binary):
         made.append(k)
         return k.start()
 
-    rec = {"errors": []}
+    rec = {"errors": [], "phases": []}
+    t0 = time.monotonic()
+
+    def phase(name):  # phase durations, printed (diagnostics, never asserted)
+        rec["phases"].append("%s %.1fs" % (name, time.monotonic() - t0))
+
     streams = []
     reader = None
     try:
         rec["control_growth_kib"] = control_growth(factory)
+        phase("control")
         k = factory(["--max-connections", str(N_HEALTHY + 300),
                      "--max-streams", str(N_HEALTHY + 100)])
         pid = k.proc.pid
@@ -310,6 +317,7 @@ def scenario(kvgate_binary):
         assert wait_for(lambda: all(s.count >= N_WARM for s in healthy), 30, 0.05)
         time.sleep(0.5)
         rec["rss_base_kib"] = rss_kib(pid)
+        phase("watchers")
 
         writer_done = threading.Event()
 
@@ -354,6 +362,7 @@ def scenario(kvgate_binary):
             peak = max(peak, rss_kib(pid))
             time.sleep(0.05)
         rec["writer_finished"] = writer_done.is_set()
+        phase("writer")
         rec["small_revs"], rec["big_revs"] = list(small_revs), list(big_revs)
         rec["txn_revs"] = list(txn_revs)
         rec["expect_all"] = sorted(expect_all, key=lambda e: e[1])
@@ -372,6 +381,7 @@ def scenario(kvgate_binary):
             peak = max(peak, rss_kib(pid))
             time.sleep(0.1)
         rec["rss_peak_kib"] = peak
+        phase("healthy drained")
         reader.stop.set()
         reader.join(10)
         rec["reader_error"] = reader.error
@@ -380,13 +390,24 @@ def scenario(kvgate_binary):
         rec["wide_events"] = [(s.kind, s.events()) for s in wide]
 
         # The stalled readers read again: everything, in order.
+        last_parse = [0.0]
+
         def drain(s):
+            # s.count is a hint only: a token split by a chunk header is not
+            # counted, so check the parsed messages too (twice a second)
             s.fill()
-            return s.count >= want_wide or s.eof
+            now = time.monotonic()
+            if s.eof or s.count >= want_wide:
+                return True
+            if now - last_parse[0] >= 0.5:
+                last_parse[0] = now
+                return len(s.revisions()) >= want_wide
+            return False
 
         for s in stalled:
             s.sock.setblocking(False)
             wait_for(lambda: drain(s), 60, 0.01)
+        phase("stalled caught up")
         rec["stalled_events"] = [(s.kind, s.events()) for s in stalled]
         rec["stalled_eof"] = [s.eof for s in stalled]
         rec["rss_after_catchup_kib"] = rss_kib(pid)
@@ -394,10 +415,11 @@ def scenario(kvgate_binary):
         rec["growth_kib"] = rec["rss_peak_kib"] - rec["rss_base_kib"]
         rec["extra_growth_kib"] = rec["growth_kib"] - rec["control_growth_kib"]
         print("stress: %d healthy + 2 wide + 2 stalled; %d small + %d x %d KiB puts + %d txns; "
-              "RSS growth %d KiB (control %d KiB, extra %d KiB, limit %d KiB)"
+              "RSS growth %d KiB (control %d KiB, extra %d KiB, limit %d KiB); %s"
               % (N_HEALTHY, len(small_revs), len(big_revs), BIG // 1024, len(txn_revs),
                  rec["growth_kib"],
-                 rec["control_growth_kib"], rec["extra_growth_kib"], EXTRA_GROWTH_LIMIT_KIB))
+                 rec["control_growth_kib"], rec["extra_growth_kib"], EXTRA_GROWTH_LIMIT_KIB,
+                 ", ".join(rec["phases"])))
         yield rec
     finally:
         if reader is not None:
@@ -458,14 +480,12 @@ def test_stalled_readers_catch_up_in_order(scenario):
 @pytest.mark.skipif(SANITIZED, reason="RSS means nothing under ASan")
 def test_memory_bounded_while_readers_stall(scenario):
     """The stalled streams' backlog (50 MiB of values each) must not be held
-    in memory: RSS growth beyond the control's stays under 24 MiB."""
+    in memory: RSS growth beyond the control's stays under 24 MiB.  Each
+    stream's queue is bounded in bytes (watchable stream_queue_bytes, 1 MiB,
+    the gateway's encoded output included); past it the stalled readers'
+    watchers are parked, then re-read history when they read again.  Before
+    that bound (events only, 1,024 per stream) the excess was 113-118 MB."""
     extra = scenario["extra_growth_kib"]
-    if extra >= EXTRA_GROWTH_LIMIT_KIB:
-        pytest.xfail(
-            "kvgate bug: RSS grew %d KiB more than the control (limit %d KiB): a stream's queue "
-            "is bounded by events (watchable stream_queue_events = 1024), not bytes, so a "
-            "stalled reader pins every unread event's block, values and cached JSON encodings "
-            "(up to 1024 x the value size per stream) instead of parking its watchers as "
-            "victims to re-read history when it reads again"
-            % (extra, EXTRA_GROWTH_LIMIT_KIB))
-    assert extra < EXTRA_GROWTH_LIMIT_KIB
+    assert extra < EXTRA_GROWTH_LIMIT_KIB, (
+        "RSS grew %d KiB more than the control (limit %d KiB): the stalled streams' "
+        "backlog is held in memory" % (extra, EXTRA_GROWTH_LIMIT_KIB))

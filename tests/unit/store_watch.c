@@ -564,6 +564,55 @@ int main(void)
         env_close(&e);
     }
 
+    TEST("byte bound: a stalled stream holds ~stream_queue_bytes, then catches up in order") {
+        watchable_opts o2 = o;
+        o2.stream_queue_bytes = 4096;
+        o2.sync_batch_bytes = 4096;
+        o2.victim_max_park_ms = 1;
+        env e;
+        env_open(&e, &o2);
+        watch_stream *st = watch_stream_new(e.ws, NULL, NULL);
+        watch_create_req q = wreq("b", NULL, 0);
+        watch_create(st, &q, NULL);
+        static char big[1001];
+        memset(big, 'v', 1000);
+        int64_t first = 0, last = 0;
+        for (int i = 0; i < 50; i++) {
+            last = put(&e, "b", big);
+            if (!first)
+                first = last;
+        }
+        usleep(50000);
+        /* created + about 4 KiB of events, not the 50 KB written */
+        CHECK(watch_stream_queued(st) <= 1 + 5);
+        /* and the backlog the consumer reports counts too */
+        watch_stream_set_backlog(st, 1 << 20);
+        int64_t more = put(&e, "b", big);
+        CHECK(watch_stream_queued(st) <= 1 + 5);
+        watch_stream_set_backlog(st, 0);
+        watchable_stats s;
+        watchable_get_stats(e.ws, &s);
+        CHECK(s.victimized >= 1);
+        int64_t want = first;
+        size_t maxn = 0;
+        watch_response *r;
+        while (want <= more && (r = pop_wait(st, 2000))) {
+            for (size_t i = 0; i < r->n_events; i++) {
+                CHECK_EQ_INT(r->events[i].ev->kv.mod_revision, want);
+                CHECK_EQ_INT(r->events[i].ev->kv.value.len, 1000);
+                want++;
+            }
+            if (r->n_events > maxn)
+                maxn = r->n_events;
+            watch_response_free(r);
+        }
+        CHECK_EQ_INT(want, more + 1);
+        CHECK(maxn <= 5); /* history batches bounded by sync_batch_bytes */
+        (void)last;
+        watch_stream_close(st);
+        env_close(&e);
+    }
+
     TEST("cancel: canceled response after queued events; unknown id answers nothing") {
         env e;
         env_open(&e, &o);
