@@ -39,7 +39,10 @@
 #include "metrics.h"
 
 /* Tunables. */
-static const size_t gw_inline_body = 2048;     /* bodies up to this need no malloc */
+/* Bodies up to this need no malloc.  Small: every connection carries it,
+ * thousands of watch streams included (a watch body is ~50 bytes, a GET
+ * none), and a bigger body costs one malloc, nothing per byte. */
+static const size_t gw_inline_body = 256;
 /* The block libmicrohttpd allocates for each streamed response (chunked
  * streams are written through the connection's own buffer; this is the
  * most one reader call produces).  Small: thousands of idle streams. */

@@ -122,7 +122,7 @@ struct wconn {
     /* reader only (one MHD thread at a time) */
     sse_buf out;
     size_t out_off;
-    gwbuf scratch;
+    gwbuf *sc;            /* the thread's scratch, set by the reader (wh_tls) */
     bool sent_retry, finish;
     bool backlog_set;     /* a non-zero watch_stream_set_backlog is in force */
     /* initial=true */
@@ -227,7 +227,6 @@ static wconn *wc_new(watch_http *wh, gw_req *r)
     c->r = r;
     c->created_id = -1;
     sse_buf_init(&c->out);
-    c->scratch = (gwbuf)GWBUF_INIT;
     atomic_init(&c->hb_due, false);
     atomic_init(&c->ending, false);
     atomic_init(&c->last_send_ms, wh_now_ms());
@@ -275,7 +274,6 @@ static void wc_close(void *arg)
     }
     pthread_mutex_unlock(&wh->mu);
     sse_buf_free(&c->out);
-    buf_free(&c->scratch);
     kv_bytes_free(&c->snap_key);
     kv_bytes_free(&c->snap_end);
     kv_range_resp_free(&c->snap_page);
@@ -298,26 +296,70 @@ static void on_shutdown(void *arg)
 /* ------------------------------------------------------------------ */
 /* encoding into the output buffer                                     */
 
+/* Per-thread encoding buffers.  A reader runs on one MHD worker thread and
+ * uses them only within one call, so the streams of a worker share them:
+ * no malloc/free per event and stream (a stream's own buffers were freed
+ * every time it went idle, i.e. after nearly every event), and no buffer
+ * per idle stream.  Only output MHD could not take yet is copied into the
+ * stream's own `out`. */
+typedef struct wh_tls {
+    gwbuf scratch;
+    sse_buf out;
+} wh_tls;
+
+static pthread_key_t wh_tls_key;
+static pthread_once_t wh_tls_once = PTHREAD_ONCE_INIT;
+
+static void wh_tls_free(void *p)
+{
+    wh_tls *t = p;
+    buf_free(&t->scratch);
+    sse_buf_free(&t->out);
+    free(t);
+}
+
+static void wh_tls_init(void)
+{
+    (void)pthread_key_create(&wh_tls_key, wh_tls_free);
+}
+
+static wh_tls *wh_tls_get(void)
+{
+    pthread_once(&wh_tls_once, wh_tls_init);
+    wh_tls *t = pthread_getspecific(wh_tls_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return NULL;
+        sse_buf_init(&t->out);
+        if (pthread_setspecific(wh_tls_key, t) != 0) {
+            free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
 /* scratch -> out, as one JSON line or one SSE message. */
 static int emit_json_line(wconn *c)
 {
-    buf_puts(&c->scratch, "}\n");
-    if (c->scratch.failed)
+    buf_puts(c->sc, "}\n");
+    if (c->sc->failed)
         return -1;
-    return sse_buf_append(&c->out, c->scratch.p, c->scratch.len);
+    return sse_buf_append(&c->out, c->sc->p, c->sc->len);
 }
 
 static int emit_sse(wconn *c, const char *event, int64_t id)
 {
-    if (c->scratch.failed)
+    if (c->sc->failed)
         return -1;
-    return sse_frame_message_rev(&c->out, event, id, c->scratch.p, c->scratch.len);
+    return sse_frame_message_rev(&c->out, event, id, c->sc->p, c->sc->len);
 }
 
 static void scratch_reset(wconn *c)
 {
-    c->scratch.len = 0;
-    c->scratch.failed = false;
+    c->sc->len = 0;
+    c->sc->failed = false;
 }
 
 /* An event's base64 JSON, encoded once per event (and prev_kv choice) and
@@ -359,17 +401,17 @@ static int encode_response(wconn *c, const watch_response *resp)
     scratch_reset(c);
     wj_event_writer put_ev = wh->o.event_cache ? put_event_cached : NULL;
     if (!c->sse) {
-        buf_puts(&c->scratch, "{\"result\":");
+        buf_puts(c->sc, "{\"result\":");
         if (put_ev)
-            wj_put_response_with(&c->scratch, &wh->hdr, resp, false, put_ev, NULL);
+            wj_put_response_with(c->sc, &wh->hdr, resp, false, put_ev, NULL);
         else
-            wj_put_response(&c->scratch, &wh->hdr, resp, false);
+            wj_put_response(c->sc, &wh->hdr, resp, false);
         return emit_json_line(c);
     }
     if (put_ev)
-        wj_put_response_with(&c->scratch, &wh->hdr, resp, c->text, put_ev, NULL);
+        wj_put_response_with(c->sc, &wh->hdr, resp, c->text, put_ev, NULL);
     else
-        wj_put_response(&c->scratch, &wh->hdr, resp, c->text);
+        wj_put_response(c->sc, &wh->hdr, resp, c->text);
     if (resp->created && !resp->canceled) {
         /* progress_rev of a created response: the revision the watch
          * continues after (start - 1, or the current one) */
@@ -424,7 +466,7 @@ static int encode_snapshot_page(wconn *c)
             else
                 fake.cancel_reason = gw_error_from_kv(e).message;
             fake.header_rev = fake.compact_rev ? 0 : c->snap_rev;
-            wj_put_response(&c->scratch, &wh->hdr, &fake, c->text);
+            wj_put_response(c->sc, &wh->hdr, &fake, c->text);
             c->finish = true;
             c->snap = SNAP_SYNCED;
             return emit_sse(c, "canceled", -1);
@@ -435,7 +477,7 @@ static int encode_snapshot_page(wconn *c)
     int rc = 0;
     if (page.n_kvs) {
         scratch_reset(c);
-        wj_put_snapshot(&c->scratch, &wh->hdr, c->snap_rev, c->watch_id, page.kvs, page.n_kvs,
+        wj_put_snapshot(c->sc, &wh->hdr, c->snap_rev, c->watch_id, page.kvs, page.n_kvs,
                         c->text);
         rc = emit_sse(c, NULL, -1);
         /* continue after the last key read */
@@ -456,7 +498,7 @@ static int encode_snapshot_page(wconn *c)
     kv_range_resp_free(&page);
     if (rc == 0 && !c->snap_more) {
         scratch_reset(c);
-        wj_put_snapshot(&c->scratch, &wh->hdr, c->snap_rev, c->watch_id, NULL, 0, c->text);
+        wj_put_snapshot(c->sc, &wh->hdr, c->snap_rev, c->watch_id, NULL, 0, c->text);
         c->snap = SNAP_SYNCED;
         rc = emit_sse(c, "synced", c->snap_rev);
     }
@@ -485,8 +527,8 @@ static int fill(wconn *c, size_t want)
         if (resp->n_events)
             atomic_fetch_add_explicit(&c->wh->events_sent, resp->n_events, memory_order_relaxed);
         watch_response_free(resp);
-        if (c->scratch.cap > wh_buf_max_keep) /* copied into out: no second copy kept */
-            buf_free(&c->scratch);
+        if (c->sc->cap > wh_buf_max_keep) /* copied into out: no second copy kept */
+            buf_free(c->sc);
         if (rc < 0)
             return -1;
         /* JSON framing: one response per HTTP chunk, as etcd sends them;
@@ -506,38 +548,59 @@ static ssize_t reader(void *sctx, char *buf, size_t max)
     wconn *c = sctx;
     if (atomic_load(&c->ending))
         return GW_STREAM_END;
-    if (c->out.len == c->out_off) {
+    size_t n = c->out.len - c->out_off;
+    if (n) { /* the rest of what MHD could not take before */
+        if (n > max)
+            n = max;
+        memcpy(buf, c->out.data + c->out_off, n);
+        c->out_off += n;
+        if (c->out_off == c->out.len) {
+            c->out.len = c->out_off = 0;
+            if (c->out.cap > wh_buf_max_keep)
+                sse_buf_free(&c->out);
+        }
+    } else {
         /* Encode more only once everything encoded is gone: what a stream
          * holds is then one fill (MHD's free space, or one response). */
-        c->out.len = c->out_off = 0;
         if (c->backlog_set) {
             watch_stream_set_backlog(c->st, 0);
             c->backlog_set = false;
         }
-        if (c->out.cap > wh_buf_max_keep)
-            sse_buf_free(&c->out);
-        if (fill(c, max) < 0)
+        wh_tls *t = wh_tls_get();
+        if (!t)
             return GW_STREAM_ERROR;
+        sse_buf own = c->out; /* empty; cap 0 unless a small leftover buffer */
+        c->out = t->out;
+        c->out.len = c->out_off = 0;
+        c->sc = &t->scratch;
+        int rc = fill(c, max);
+        t->out = c->out;
+        c->out = own;
+        c->out.len = c->out_off = 0;
+        c->sc = NULL;
+        if (rc < 0)
+            return GW_STREAM_ERROR;
+        n = t->out.len < max ? t->out.len : max;
+        if (n)
+            memcpy(buf, t->out.data, n);
+        if (t->out.len > n &&
+            sse_buf_append(&c->out, t->out.data + n, t->out.len - n) < 0)
+            return GW_STREAM_ERROR;
+        if (t->out.cap > wh_buf_max_keep)
+            sse_buf_free(&t->out);
         if (c->out.len >= wh_backlog_min) {
             watch_stream_set_backlog(c->st, c->out.len);
             c->backlog_set = true;
         }
     }
-    size_t n = c->out.len - c->out_off;
     if (n == 0) {
         if (c->finish)
             return GW_STREAM_END;
-        /* idle: give back big buffers, the connection sleeps */
+        /* idle: give back the leftover buffer, the connection sleeps */
         if (c->out.cap > wh_buf_keep)
             sse_buf_free(&c->out);
-        if (c->scratch.cap > wh_buf_keep)
-            buf_free(&c->scratch);
         return 0;
     }
-    if (n > max)
-        n = max;
-    memcpy(buf, c->out.data + c->out_off, n);
-    c->out_off += n;
     atomic_store(&c->last_send_ms, wh_now_ms());
     atomic_store(&c->hb_due, false);
     return (ssize_t)n;
