@@ -90,7 +90,8 @@ def value_of(key):
 
 
 @pytest.mark.timeout(120)
-def test_disk_full_fails_cleanly_and_recovers(kvgate_factory, small_fs):
+def test_disk_full_fails_cleanly_and_recovers(small_fs, kvgate_factory):
+    # small_fs first: set up before, torn down (unmounted) after the server
     k = kvgate_factory(data_dir=os.path.join(small_fs, "data"))
     c = k.client(timeout=30)
     acked = {}
