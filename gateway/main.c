@@ -434,6 +434,14 @@ int main(int argc, char **argv)
     maint_http mh = {.store = store, .header = &kh.header, .name = o.name,
                      .peer_urls = o.advertise_peer_urls};
     bool mh_ok = maint_http_init(&mh) == 0;
+    /* The member list must name the client URL from the first request
+     * served: set it before the server starts whenever the port is known
+     * (with port 0 it is known only once bound, and set again below). */
+    if (mh_ok) {
+        char early[300];
+        snprintf(early, sizeof early, "http://%s", o.listen);
+        maint_http_set_client_urls(&mh, o.advertise_client_urls ? o.advertise_client_urls : early);
+    }
     metrics_http mth = {.srv = srv, .store = store, .ws = ws, .wh = wh};
     static_http *sh = NULL;
     if (!wh || !mh_ok || metrics_http_register(srv, &mth) != 0 || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
