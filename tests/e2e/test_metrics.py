@@ -334,3 +334,21 @@ def test_refused_stream_counted_and_logged(kvgate_factory):
     assert value(m, "kvgate_http_requests_total", endpoint="/v3/watch", code="429") == 1
     assert wait_until(lambda: "warn watch: stream refused at limit max_streams=1" in k.stderr())
     w.close()
+
+
+@pytest.mark.timeout(60)
+def test_commit_failure_counted_and_logged(kvgate_factory, monkeypatch):
+    """A failing batch write (store/backend.c's test hook): the put gets 500,
+    the failure and the 5xx are counted and each logged once."""
+    monkeypatch.setenv("KVGATE_TEST_FAIL_WRITES", "1,1,io")  # write 2 (after the init) fails
+    k = kvgate_factory()
+    c = k.client()
+    r = c.post("/v3/kv/put", {"key": b64("a"), "value": b64("1")})
+    assert r.status == 500, r
+    assert c.post("/v3/kv/put", {"key": b64("a"), "value": b64("1")}).status == 200
+    m = scrape(c)
+    assert value(m, "kvgate_store_commit_failures_total") == 1
+    assert value(m, "kvgate_http_requests_total", endpoint="/v3/kv/put", code="500") == 1
+    err = k.stderr()
+    assert re.search(r" error store: commit failed err=KV_ERR_IO requests=1 rev=1\n", err), err
+    assert re.search(r" warn http: server error status=500 method=POST path=/v3/kv/put latency_us=\d+\n", err), err
