@@ -352,3 +352,30 @@ def test_commit_failure_counted_and_logged(kvgate_factory, monkeypatch):
     err = k.stderr()
     assert re.search(r" error store: commit failed err=KV_ERR_IO requests=1 rev=1\n", err), err
     assert re.search(r" warn http: server error status=500 method=POST path=/v3/kv/put latency_us=\d+\n", err), err
+
+
+@pytest.mark.timeout(90)
+def test_slow_consumer_counted_and_logged(kvgate):
+    """A watch stream whose client stops reading while big values are put:
+    its watcher is parked (victim), which the counters show and the log
+    tells once (rate-limited)."""
+    c = kvgate.client()
+    body = json.dumps({"create_request": {"key": b64("big")}}).encode()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    s.connect(("127.0.0.1", kvgate.port))
+    try:
+        s.sendall(b"POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        time.sleep(0.3)  # created; from here on nothing is read
+        val = b64("v" * 200000)
+        for i in range(60):
+            assert c.post("/v3/kv/put", {"key": b64("big"), "value": val}).status == 200
+            if value(scrape(c), "kvgate_watch_victimized_total") >= 1:
+                break
+        m = scrape(c)
+        assert value(m, "kvgate_watch_victimized_total") >= 1
+        assert wait_until(lambda: "warn watch: slow consumer: watcher parked as victim" in kvgate.stderr())
+        assert kvgate.stderr().count("slow consumer") == 1
+    finally:
+        s.close()
