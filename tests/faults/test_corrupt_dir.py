@@ -185,6 +185,8 @@ def test_options_files_are_not_needed(kvgate_factory, damaged, how):
 
 @pytest.mark.timeout(60)
 def test_unreadable_data_dir(kvgate_binary, damaged):
+    if os.environ.get("KVGATE_SANITIZED") == "1":
+        pytest.skip("run_all's sanitizer wrapper writes its log as root; nobody cannot")
     if shutil.which("setpriv") is None:
         pytest.skip("root ignores chmod 000 and setpriv (to run kvgate as nobody) is missing")
     os.chmod(os.path.dirname(damaged), 0o755)
