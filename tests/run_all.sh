@@ -32,7 +32,7 @@
 # exit status is non-zero if anything failed.
 #
 # Environment (all optional):
-#   SAN_SUITES="tests/e2e tests/diff tests/openapi"  pytest paths for step 3
+#   SAN_SUITES="tests/e2e tests/diff tests/openapi tests/faults"  pytest paths for step 3
 #   SKIP_SAN=1            skip steps 2, 3 and 3b
 #   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_TSAN, T_PYTEST, T_JS    timeouts in seconds
 #   T_FUZZ=420            timeout of step 6; FUZZ_TIME=15 seconds per target;
@@ -49,7 +49,7 @@ PYTHON=/usr/bin/python3
 SAN=address,undefined
 SAN_BIN=$ROOT/bin/kvgate-san-${SAN//,/_}
 REL_BIN=$ROOT/bin/kvgate
-: "${SAN_SUITES:=tests/e2e tests/diff tests/openapi}"
+: "${SAN_SUITES:=tests/e2e tests/diff tests/openapi tests/faults}"
 : "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=480}" "${T_TSAN:=300}" "${T_PYTEST:=600}" "${T_JS:=300}"
 : "${T_FUZZ:=420}" "${FUZZ_TIME:=15}"
 read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
