@@ -218,6 +218,42 @@ const char *gw_req_query(gw_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
+
+typedef struct query_iter {
+    gw_query_fn fn;
+    void *arg;
+    int rc;
+} query_iter;
+
+static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    query_iter *it = cls;
+    (void)kind;
+    (void)key_size;
+    it->rc = it->fn(it->arg, key, value, value ? value_size : 0);
+    return it->rc ? MHD_NO : MHD_YES;
+}
+
+int gw_req_query_each(gw_req *r, gw_query_fn fn, void *arg)
+{
+    query_iter it = {fn, arg, 0};
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, query_cb, &it);
+    return it.rc;
+}
+
+bool gw_req_peer_closed(gw_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return true;
+    char c;
+    ssize_t n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
 void *gw_req_user(const gw_req *r) { return r->user; }
 void gw_req_set_user(gw_req *r, void *p, void (*free_fn)(void *))
 {

@@ -121,6 +121,16 @@ const char *gw_req_path(const gw_req *r);
 const char *gw_req_body(const gw_req *r, size_t *len);
 const char *gw_req_header(gw_req *r, const char *name);   /* NULL if absent */
 const char *gw_req_query(gw_req *r, const char *name);    /* NULL if absent */
+/* Every query argument in order, percent-decoded, with its length (values
+ * may hold NUL bytes, e.g. raw keys; value NULL for a bare "?name").  Stops
+ * when fn returns non-zero and returns that value; else 0. */
+typedef int (*gw_query_fn)(void *arg, const char *name, const char *value, size_t value_len);
+int gw_req_query_each(gw_req *r, gw_query_fn fn, void *arg);
+/* True when the client has closed or reset its side of the connection (a
+ * non-blocking MSG_PEEK on the socket sees EOF or an error).  For idle
+ * streams: libmicrohttpd 0.9.75 does not watch suspended connections.  Any
+ * thread, until the stream's on_close returns. */
+bool gw_req_peer_closed(gw_req *r);
 /* One pointer of handler state, e.g. a store response.  If the request
  * ends while it is still set (the client left while the request slept),
  * the core calls free_fn(p) (when not NULL).  Set it to NULL to take it. */

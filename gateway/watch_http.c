@@ -75,7 +75,7 @@ void watch_http_opts_default(watch_http_opts *o)
     o->sse_retry_ms = 2000;
     o->max_streams = 10000;
     o->max_watches_per_stream = 1000;
-    o->idle_poll_ms = 5000;
+    o->peer_check_ms = 1000;
     o->wake_batch_us = 500;
     o->snapshot_page = 500;
     o->event_cache = false;
@@ -114,7 +114,7 @@ struct wconn {
     wconn *pnext;
     bool pending, closed;
     /* any thread */
-    atomic_bool hb_due, ending;
+    atomic_bool hb_due, ending, dead;
     atomic_llong last_send_ms, last_poll_ms;
     /* fixed after the handler */
     bool sse, multi, text;
@@ -196,13 +196,21 @@ static void *pump_main(void *arg)
         if (now >= next_tick) {
             for (wconn *c = wh->conns; c; c = c->next) {
                 long long idle = now - atomic_load(&c->last_send_ms);
+                /* A suspended connection does not see its peer leave: peek
+                 * at idle sockets (EOF = gone, as MHD itself treats a read
+                 * of 0 on a live connection). */
+                if (wh->o.peer_check_ms && idle >= wh->o.peer_check_ms &&
+                    now - atomic_load(&c->last_poll_ms) >= wh->o.peer_check_ms) {
+                    atomic_store(&c->last_poll_ms, now);
+                    if (gw_req_peer_closed(c->r)) {
+                        atomic_store(&c->dead, true);
+                        gw_stream_wake(c->r);
+                        continue;
+                    }
+                }
                 if (c->sse && wh->o.sse_heartbeat_ms && idle >= wh->o.sse_heartbeat_ms) {
                     if (!atomic_exchange(&c->hb_due, true))
                         gw_stream_wake(c->r);
-                } else if (!c->sse && wh->o.idle_poll_ms && idle >= wh->o.idle_poll_ms &&
-                           now - atomic_load(&c->last_poll_ms) >= wh->o.idle_poll_ms) {
-                    atomic_store(&c->last_poll_ms, now);
-                    gw_stream_wake(c->r);
                 }
             }
             unsigned tick = wh_tick_ms;
@@ -229,6 +237,7 @@ static wconn *wc_new(watch_http *wh, gw_req *r)
     sse_buf_init(&c->out);
     atomic_init(&c->hb_due, false);
     atomic_init(&c->ending, false);
+    atomic_init(&c->dead, false);
     atomic_init(&c->last_send_ms, wh_now_ms());
     atomic_init(&c->last_poll_ms, wh_now_ms());
     return c;
@@ -546,6 +555,8 @@ static int fill(wconn *c, size_t want)
 static ssize_t reader(void *sctx, char *buf, size_t max)
 {
     wconn *c = sctx;
+    if (atomic_load(&c->dead))
+        return GW_STREAM_ERROR;
     if (atomic_load(&c->ending))
         return GW_STREAM_END;
     size_t n = c->out.len - c->out_off;
@@ -770,23 +781,29 @@ static void handle_post(gw_req *r, void *ctx)
     }
 }
 
+typedef struct query_ctx {
+    watch_params *p;
+    const char *err;
+} query_ctx;
+
+static int query_arg(void *arg, const char *name, const char *value, size_t len)
+{
+    query_ctx *q = arg;
+    return watch_params_add(q->p, name, value, len, &q->err) < 0 ? -1 : 0;
+}
+
 /* GET: one watch from the query string, as SSE. */
 static void handle_get(gw_req *r, void *ctx)
 {
-    static const char *const names[] = {
-        "key", "range_end", "prefix", "from_key", "start_revision", "prev_kv", "filters",
-        "progress_notify", "watch_id", "initial", "encoding", "last_event_id",
-    };
     watch_http *wh = ctx;
     watch_params p;
     const char *err = NULL;
     watch_params_init(&p);
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const char *v = gw_req_query(r, names[i]);
-        if (!v)
-            continue;
-        if (watch_params_add(&p, names[i], v, strlen(v), &err) < 0)
-            goto bad;
+    /* values with their lengths: keys are raw bytes and may hold NUL */
+    query_ctx q = {&p, NULL};
+    if (gw_req_query_each(r, query_arg, &q) != 0) {
+        err = q.err;
+        goto bad;
     }
     if (watch_params_finish(&p, &err) < 0)
         goto bad;

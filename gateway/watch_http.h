@@ -15,9 +15,9 @@
  * CPU); the watchable layer's wakeup callback queues the connection and one
  * "pump" thread resumes the queued connections in batches (one pass of MHD's
  * suspended list per batch instead of per event).  The same thread sends
- * SSE heartbeats on idle streams and periodically resumes idle JSON streams,
- * because a suspended connection does not notice its peer leaving (MHD
- * 0.9.75): the write of the heartbeat fails instead and frees the stream.
+ * SSE heartbeats on idle streams and peeks at idle sockets, because a
+ * suspended connection does not notice its peer leaving (MHD 0.9.75): a
+ * stream whose client left is ended within about peer_check_ms.
  *
  * Lifetime: create with watch_http_new, register before gw_server_start,
  * stop the server (its shutdown hook ends every stream), then
@@ -38,7 +38,7 @@ typedef struct watch_http_opts {
     unsigned sse_retry_ms;      /* the "retry:" hint sent on connect (2000) */
     unsigned max_streams;       /* concurrent watch streams; beyond: 429 (10000; 0 = no cap) */
     unsigned max_watches_per_stream; /* creates in one POST body; beyond: 400 (1000; 0 = no cap) */
-    unsigned idle_poll_ms;      /* resume idle JSON streams to notice dead peers (30000) */
+    unsigned peer_check_ms;     /* peek at streams idle this long for a closed peer (1000; 0 = never) */
     unsigned wake_batch_us;     /* how long wake-ups are gathered before a resume pass (500) */
     size_t snapshot_page;       /* keys per range read for initial=true (500) */
     bool event_cache;           /* share each event's JSON between watchers; needs

@@ -368,16 +368,8 @@ def test_sse_bad_parameters(kvgate, query, msg):
         assert body["code"] == 3 and msg in body["error"], body
 
 
-# Keys are URL-encoded raw bytes: %00 must survive.  gw_req_query() returns
-# a C string, so the watch layer needs the values with their lengths.
-NEEDS_QUERY_EACH = (
-    "needs in gateway/http.h: int gw_req_query_each(gw_req *r, int (*fn)(void *arg, "
-    "const char *name, const char *value, size_t value_len), void *arg): every query "
-    "argument in order, percent-decoded, with its length (MHD_get_connection_values_n); "
-    "value NULL for a bare ?name; stops when fn returns non-zero and returns that")
-
-
-@pytest.mark.xfail(reason=NEEDS_QUERY_EACH, strict=False)
+# Keys are URL-encoded raw bytes: %00 must survive (values are read with
+# their lengths, gw_req_query_each).
 @pytest.mark.timeout(30)
 def test_sse_binary_key_with_nul(kvgate):
     c = kvgate.client()
@@ -391,7 +383,6 @@ def test_sse_binary_key_with_nul(kvgate):
         assert [e[1] for e in events_of(s.sse()[0])] == ["YQBi/w==", "YQBi/wE="]
 
 
-@pytest.mark.xfail(reason=NEEDS_QUERY_EACH, strict=False)
 @pytest.mark.timeout(30)
 def test_sse_duplicate_parameter(kvgate):
     with sse_get(kvgate.port, "key=a&key=b") as s:
