@@ -43,10 +43,13 @@
  * thousands of watch streams included (a watch body is ~50 bytes, a GET
  * none), and a bigger body costs one malloc, nothing per byte. */
 static const size_t gw_inline_body = 256;
-/* The block libmicrohttpd allocates for each streamed response (chunked
- * streams are written through the connection's own buffer; this is the
- * most one reader call produces).  Small: thousands of idle streams. */
-static const size_t gw_stream_block = 2 * 1024;
+/* The block libmicrohttpd allocates (zeroed) with each streamed response.
+ * Chunked (HTTP/1.1) streams never use it: 0.9.75 has the reader write
+ * straight into the connection's write buffer, as much as fits there.
+ * Only an HTTP/1.0 stream reads through it, at most this much per call.
+ * So it is small: thousands of watch streams each carry one (2 KiB -> 256
+ * bytes measured 1.8 KiB less RSS per stream, same CPU per event). */
+static const size_t gw_stream_block = 256;
 static const int gw_listen_backlog = 4096;
 static const char gw_cors_methods[] = "GET, POST, OPTIONS";
 static const char gw_cors_headers[] =

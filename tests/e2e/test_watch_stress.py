@@ -201,6 +201,19 @@ class RawWatch:
         self.sock.close()
 
 
+def has_all(s, want, every=0.5):
+    """s has delivered `want` events.  s.count is a hint only (a token split
+    by a chunk header is not counted): when it is short, the parsed complete
+    messages decide, at most every `every` seconds per stream."""
+    if s.count >= want:
+        return True
+    now = time.monotonic()
+    if now - getattr(s, "_parsed_at", 0.0) < every:
+        return False
+    s._parsed_at = now
+    return len(s.revisions()) >= want
+
+
 def wait_for(pred, timeout, step=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -375,8 +388,8 @@ def scenario(kvgate_binary):
         want_small = len(small_revs)
         want_wide = len(expect_all)
         rec["healthy_drained"] = wait_for(
-            lambda: (all(s.count >= want_small for s in healthy)
-                     and all(s.count >= want_wide for s in wide)), 60, 0.1)
+            lambda: (all(has_all(s, want_small) for s in healthy)
+                     and all(has_all(s, want_wide) for s in wide)), 60, 0.1)
         for _ in range(10):
             peak = max(peak, rss_kib(pid))
             time.sleep(0.1)
@@ -390,19 +403,9 @@ def scenario(kvgate_binary):
         rec["wide_events"] = [(s.kind, s.events()) for s in wide]
 
         # The stalled readers read again: everything, in order.
-        last_parse = [0.0]
-
         def drain(s):
-            # s.count is a hint only: a token split by a chunk header is not
-            # counted, so check the parsed messages too (twice a second)
             s.fill()
-            now = time.monotonic()
-            if s.eof or s.count >= want_wide:
-                return True
-            if now - last_parse[0] >= 0.5:
-                last_parse[0] = now
-                return len(s.revisions()) >= want_wide
-            return False
+            return s.eof or has_all(s, want_wide)
 
         for s in stalled:
             s.sock.setblocking(False)
