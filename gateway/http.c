@@ -897,11 +897,51 @@ static void observe_done(gw_server *s, gw_req *r)
                    (unsigned long long)(r->streaming ? 0 : lat));
 }
 
+/* ---- query strings libmicrohttpd cannot hold ----
+ * libmicrohttpd keeps every query argument in the connection's memory pool
+ * (--connection-memory); when the pool runs out while it parses the request
+ * line, 0.9.75 neither answers nor closes: the client waits for the idle
+ * timeout (tests/e2e/test_barrage.py found it: GET /version?a=b&... with
+ * 200 arguments hung).  Its URI callback runs just before that parsing, on
+ * the request line in the connection's own buffer (which libmicrohttpd
+ * itself then cuts up), so a query with more arguments than the pool can
+ * hold is emptied there (the request is refused anyway, its arguments are
+ * never read) and marked for a 414 in *con_cls. */
+static char gw_query_overflow; /* the mark (its address) */
+
+/* Arguments that surely fit: a header record costs libmicrohttpd ~64
+ * bytes of the pool, which also holds the request line, the headers and
+ * the read buffer.  48 at the default 12 KiB; kvgate's routes read <= 12. */
+static size_t max_query_args(const gw_server *s)
+{
+    return (s->cfg.conn_memory ? s->cfg.conn_memory : GW_DEFAULT_CONN_MEMORY) / 256;
+}
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    gw_server *s = cls;
+    (void)c;
+    const char *q = strchr(uri, '?');
+    if (!q || !q[1])
+        return NULL;
+    size_t n = 1;
+    for (const char *p = q + 1; *p; p++)
+        n += *p == '&';
+    if (n <= max_query_args(s))
+        return NULL;
+    /* libmicrohttpd parses the arguments from q + 1 on: make it "" */
+    ((char *)q)[1] = 0;
+    return &gw_query_overflow;
+}
+
 static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
                            const char *method, const char *version, const char *upload_data,
                            size_t *upload_data_size, void **con_cls)
 {
     gw_server *s = cls;
+    bool query_overflow = *con_cls == &gw_query_overflow;
+    if (query_overflow)
+        *con_cls = NULL;
     gw_req *r = *con_cls;
     (void)version;
 
@@ -932,6 +972,14 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
                      s->cfg.max_connections);
             gw_reply_error(r, 503, GRPC_UNAVAILABLE, msg);
             gw_reply_add_header(r, "Retry-After", "1");
+            gw_reply_add_header(r, "Connection", "close");
+            return queue_reply(r);
+        }
+        if (query_overflow) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "kvgate: too many query parameters (at most %zu)",
+                     max_query_args(s));
+            gw_reply_error(r, 414, GRPC_INVALID_ARGUMENT, msg);
             gw_reply_add_header(r, "Connection", "close");
             return queue_reply(r);
         }
@@ -1011,7 +1059,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     gw_req *r = *con_cls;
     (void)toe;
     conn_mark(s, c, false);
-    if (!r)
+    if (!r || r == (void *)&gw_query_overflow) /* (marked, never reached ahc) */
         return;
     *con_cls = NULL;
     pthread_mutex_lock(&s->live_mu);
@@ -1244,6 +1292,7 @@ int gw_server_start(gw_server *s, char **errmsg)
         (size_t)(s->cfg.conn_memory ? s->cfg.conn_memory : GW_DEFAULT_CONN_MEMORY),
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, s,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log, s,
         MHD_OPTION_END);
     if (!s->d) {
         *errmsg = msgf("listen %s: cannot start the HTTP server%s", s->cfg.listen, "");

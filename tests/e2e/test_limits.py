@@ -222,3 +222,33 @@ def test_slow_loris_is_cut(kvgate_factory):
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
         time.sleep(1)
     s.close()
+
+
+# ---- query strings ------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/version", "/metrics", "/kvgate.js", "/v3/watch"])
+def test_many_query_args_answered(kvgate, path):
+    """Regression (found by test_barrage): 200 query arguments overflowed
+    libmicrohttpd's connection pool and the request hung without an answer
+    until the idle timeout.  Now: 414 with a JSON error, at once."""
+    s = socket.create_connection(("127.0.0.1", kvgate.port), timeout=10)
+    try:
+        q = "&".join(["a=b"] * 200)
+        s.sendall(("GET %s?key=YQ&%s HTTP/1.1\r\nHost: x\r\n\r\n" % (path, q)).encode())
+        got = b""
+        t0 = time.monotonic()
+        while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        assert time.monotonic() - t0 < 5
+    finally:
+        s.close()
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 414"), got[:300]
+    j = json.loads(body)
+    assert j["code"] == 3 and "too many query parameters" in j["error"], j
+    # a dozen parameters (an SSE watch's worth, plus a cache buster) are fine
+    c = kvgate.client()
+    assert c.get("/version?" + "&".join("p%d=1" % i for i in range(16))).status == 200
