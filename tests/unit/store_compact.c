@@ -113,7 +113,7 @@ static void *reader(void *p)
             char *x = snapshot(a->s, r);
             if (strcmp(x, a->snaps[r]))
                 a->mismatches++;
-            a->reads++;
+            __atomic_add_fetch(&a->reads, 1, __ATOMIC_RELEASE);
             free(x);
         }
     }
@@ -242,7 +242,10 @@ int main(void)
         pthread_t th;
         __atomic_store_n(&compactor_batch_hook, slow_batch, __ATOMIC_RELEASE);
         pthread_create(&th, NULL, reader, &ra);
-        usleep(20000);
+        /* the reader must be reading while the compactor runs: wait for
+         * its first reads (a loaded machine may not schedule it at once) */
+        for (int i = 0; i < 2000 && __atomic_load_n(&ra.reads, __ATOMIC_ACQUIRE) < 3; i++)
+            usleep(1000);
         CHECK_EQ_INT(tu_compact(s, C, true), cur);
         __atomic_store_n(&ra.stop, 1, __ATOMIC_RELEASE);
         pthread_join(th, NULL);
