@@ -1111,7 +1111,7 @@ void ej_put_bytes(gwbuf *b, const uint8_t *p, size_t n)
 }
 
 /* ,"name":"123" when v != 0; `first` tracks whether a comma is needed. */
-static void put_i64_field(gwbuf *b, bool *first, const char *name, int64_t v)
+void ej_put_i64_field(gwbuf *b, bool *first, const char *name, int64_t v)
 {
     if (!v)
         return;
@@ -1172,7 +1172,7 @@ void ej_put_header(gwbuf *b, const ej_header *h, int64_t revision)
         put_u64_field(b, &first, "cluster_id", h->cluster_id);
         put_u64_field(b, &first, "member_id", h->member_id);
     }
-    put_i64_field(b, &first, "revision", revision);
+    ej_put_i64_field(b, &first, "revision", revision);
     if (h)
         put_u64_field(b, &first, "raft_term", h->raft_term);
     buf_putc(b, '}');
@@ -1183,11 +1183,11 @@ void ej_put_kv(gwbuf *b, const kv_keyvalue *kv)
     bool first = true;
     buf_putc(b, '{');
     put_bytes_field(b, &first, "key", &kv->key);
-    put_i64_field(b, &first, "create_revision", kv->create_revision);
-    put_i64_field(b, &first, "mod_revision", kv->mod_revision);
-    put_i64_field(b, &first, "version", kv->version);
+    ej_put_i64_field(b, &first, "create_revision", kv->create_revision);
+    ej_put_i64_field(b, &first, "mod_revision", kv->mod_revision);
+    ej_put_i64_field(b, &first, "version", kv->version);
     put_bytes_field(b, &first, "value", &kv->value);
-    put_i64_field(b, &first, "lease", kv->lease);
+    ej_put_i64_field(b, &first, "lease", kv->lease);
     buf_putc(b, '}');
 }
 
@@ -1213,7 +1213,7 @@ static void range_fields(gwbuf *b, const kv_range_resp *r)
     bool first = false;
     put_kvs(b, "kvs", r->kvs, r->n_kvs);
     put_true_field(b, &first, "more", r->more);
-    put_i64_field(b, &first, "count", r->count);
+    ej_put_i64_field(b, &first, "count", r->count);
 }
 
 static void put_fields(gwbuf *b, const kv_put_resp *r)
@@ -1227,7 +1227,7 @@ static void put_fields(gwbuf *b, const kv_put_resp *r)
 static void delete_fields(gwbuf *b, const kv_delete_resp *r)
 {
     bool first = false;
-    put_i64_field(b, &first, "deleted", r->deleted);
+    ej_put_i64_field(b, &first, "deleted", r->deleted);
     put_kvs(b, "prev_kvs", r->prev_kvs, r->n_prev_kvs);
 }
 

@@ -118,6 +118,9 @@ typedef struct ej_header {
 void ej_put_header(gwbuf *b, const ej_header *h, int64_t revision);
 /* One KeyValue object. */
 void ej_put_kv(gwbuf *b, const kv_keyvalue *kv);
+/* `,"name":"v"` (no comma before the first field; *first tracks it);
+ * nothing when v is 0, as etcd omits defaults. */
+void ej_put_i64_field(gwbuf *b, bool *first, const char *name, int64_t v);
 /* A base64 JSON string (with quotes). */
 void ej_put_bytes(gwbuf *b, const uint8_t *p, size_t n);
 

@@ -402,20 +402,6 @@ bool wj_utf8_valid(const uint8_t *p, size_t n)
     return true;
 }
 
-static void wj_put_i64_field(gwbuf *b, bool *first, const char *name, int64_t v)
-{
-    if (!v)
-        return;
-    if (!*first)
-        buf_putc(b, ',');
-    *first = false;
-    buf_putc(b, '"');
-    buf_puts(b, name);
-    buf_puts(b, "\":\"");
-    buf_put_i64(b, v);
-    buf_putc(b, '"');
-}
-
 /* A bytes field in text form: "name":"text", or "name_base64":"..." when
  * the bytes are not UTF-8.  Empty: omitted, as every default. */
 static void wj_put_text_field(gwbuf *b, bool *first, const char *name, const kv_bytes *v)
@@ -445,11 +431,11 @@ void wj_put_kv(gwbuf *b, const kv_keyvalue *kv, bool text)
     bool first = true;
     buf_putc(b, '{');
     wj_put_text_field(b, &first, "key", &kv->key);
-    wj_put_i64_field(b, &first, "create_revision", kv->create_revision);
-    wj_put_i64_field(b, &first, "mod_revision", kv->mod_revision);
-    wj_put_i64_field(b, &first, "version", kv->version);
+    ej_put_i64_field(b, &first, "create_revision", kv->create_revision);
+    ej_put_i64_field(b, &first, "mod_revision", kv->mod_revision);
+    ej_put_i64_field(b, &first, "version", kv->version);
     wj_put_text_field(b, &first, "value", &kv->value);
-    wj_put_i64_field(b, &first, "lease", kv->lease);
+    ej_put_i64_field(b, &first, "lease", kv->lease);
     buf_putc(b, '}');
 }
 
