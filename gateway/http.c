@@ -153,6 +153,7 @@ struct gw_req {
     pthread_mutex_t lock;
     bool want_suspend, suspended, wake_pending, closed;
     bool stop_forced; /* resumed by gw_server_stop(): answer 503 */
+    bool uncounted;   /* came in while stopping: not in gw_server.active */
     gw_handler_fn cont;
     void *user;
     void (*user_free)(void *);
@@ -959,6 +960,13 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
         s->live = r;
         pthread_mutex_unlock(&s->live_mu);
         r->body[0] = 0;
+        if (atomic_load(&s->stopping)) {
+            r->uncounted = true;
+            atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
+            gw_reply_error(r, 503, GRPC_UNAVAILABLE, "etcdserver: server stopped");
+            gw_reply_add_header(r, "Connection", "close");
+            return queue_reply(r);
+        }
         r->origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
         r->cors_ok = r->origin && origin_allowed(s, r->origin);
         if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
@@ -1076,7 +1084,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     r->suspended = false;
     pthread_mutex_unlock(&r->lock);
     observe_done(s, r);
-    atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
+    if (!r->uncounted)
+        atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
     req_unref(r);
 }
 
@@ -1370,11 +1379,11 @@ void gw_server_stop(gw_server *s, unsigned grace_ms)
         return;
     s->stopped = true;
     atomic_store(&s->stopping, true);
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET && fd == s->listen_fd) {
-        close(s->listen_fd);
-        s->listen_fd = -1;
-    }
+    /* No MHD_quiesce_daemon(): in libmicrohttpd 0.9.75 with a thread pool
+     * and epoll it races the workers, which also take the listen socket out
+     * of their epoll sets once they see the quiesce flag, and then aborts
+     * ("Failed to remove listen FD from epoll set").  Requests that arrive
+     * from now on are answered 503 at once (see ahc) and not waited for. */
     for (size_t i = 0; i < s->n_hooks; i++)
         s->hooks[i].fn(s->hooks[i].arg);
     struct timespec ts = {0, 10 * 1000 * 1000};
