@@ -961,11 +961,12 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
         pthread_mutex_unlock(&s->live_mu);
         r->body[0] = 0;
         if (atomic_load(&s->stopping)) {
+            /* Closed without an answer, as a refused connection would be:
+             * clients retry (an EventSource given a 503 would stop for
+             * good instead of reconnecting to the restarted server). */
             r->uncounted = true;
             atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
-            gw_reply_error(r, 503, GRPC_UNAVAILABLE, "etcdserver: server stopped");
-            gw_reply_add_header(r, "Connection", "close");
-            return queue_reply(r);
+            return MHD_NO;
         }
         r->origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
         r->cors_ok = r->origin && origin_allowed(s, r->origin);
@@ -1383,7 +1384,8 @@ void gw_server_stop(gw_server *s, unsigned grace_ms)
      * and epoll it races the workers, which also take the listen socket out
      * of their epoll sets once they see the quiesce flag, and then aborts
      * ("Failed to remove listen FD from epoll set").  Requests that arrive
-     * from now on are answered 503 at once (see ahc) and not waited for. */
+     * from now on get their connection closed at once (see ahc) and are
+     * not waited for. */
     for (size_t i = 0; i < s->n_hooks; i++)
         s->hooks[i].fn(s->hooks[i].arg);
     struct timespec ts = {0, 10 * 1000 * 1000};
