@@ -29,7 +29,7 @@ static int errf(ej_decoder *d, const char *fmt, const char *a, const char *b)
 }
 
 /* Go's name for a JSON value's kind in UnmarshalTypeError. */
-static const char *go_kind(const json_t *v)
+const char *ej_go_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "object";
@@ -219,7 +219,7 @@ static int get_int64(ej_decoder *d, json_t *obj, const char *orig, const char *c
     if (json_is_string(v))
         return ej_parse_int64_text(json_string_value(v), json_string_length(v), out, d->msg,
                                    sizeof d->msg);
-    return errf(d, "json: cannot unmarshal %s into Go value of type int64%s", go_kind(v), "");
+    return errf(d, "json: cannot unmarshal %s into Go value of type int64%s", ej_go_kind(v), "");
 }
 
 static int get_bool(ej_decoder *d, json_t *obj, const char *orig, const char *camel, bool *out)
@@ -231,7 +231,7 @@ static int get_bool(ej_decoder *d, json_t *obj, const char *orig, const char *ca
         *out = json_is_true(v);
         return 0;
     }
-    return errf(d, "json: cannot unmarshal %s into Go value of type bool%s", go_kind(v), "");
+    return errf(d, "json: cannot unmarshal %s into Go value of type bool%s", ej_go_kind(v), "");
 }
 
 /* Go also decodes a []byte from an array of numbers 0..255 (null: 0):
@@ -261,7 +261,7 @@ static int get_byte_array(ej_decoder *d, json_t *arr, kv_bytes *out)
                     number_text(d, e, lit, sizeof lit);
                 return errf(d, "json: cannot unmarshal number %s into Go value of type uint8%s", lit, "");
             }
-            return errf(d, "json: cannot unmarshal %s into Go value of type uint8%s", go_kind(e), "");
+            return errf(d, "json: cannot unmarshal %s into Go value of type uint8%s", ej_go_kind(e), "");
         }
     }
     out->data = p;
@@ -277,7 +277,7 @@ static int get_bytes(ej_decoder *d, json_t *obj, const char *orig, const char *c
     if (json_is_array(v))
         return get_byte_array(d, v, out);
     if (!json_is_string(v))
-        return errf(d, "json: cannot unmarshal %s into Go value of type []uint8%s", go_kind(v), "");
+        return errf(d, "json: cannot unmarshal %s into Go value of type []uint8%s", ej_go_kind(v), "");
     const char *s = json_string_value(v);
     size_t n = json_string_length(v), len = 0, bad = 0;
     kv_bytes_free(out);
@@ -359,7 +359,7 @@ static int get_enum(ej_decoder *d, json_t *obj, const char *orig, const char *ca
         snprintf(m, sizeof m, "number %s", lit);
         return errf(d, "json: cannot unmarshal %s into Go value of type %s", m, def->go_type);
     }
-    return errf(d, "json: cannot unmarshal %s into Go value of type %s", go_kind(v), def->go_type);
+    return errf(d, "json: cannot unmarshal %s into Go value of type %s", ej_go_kind(v), def->go_type);
 }
 
 /* A nested message: NULL (absent/null) or an object; else Go's error. */
@@ -371,7 +371,7 @@ static int get_message(ej_decoder *d, json_t *obj, const char *orig, const char 
         return 0;
     if (!json_is_object(v))
         return errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
-                    go_kind(v), "");
+                    ej_go_kind(v), "");
     *out = v;
     return 0;
 }
@@ -384,7 +384,7 @@ static int get_array(ej_decoder *d, json_t *obj, const char *orig, const char *c
         return 0;
     if (!json_is_array(v))
         return errf(d, "json: cannot unmarshal %s into Go value of type []json.RawMessage%s",
-                    go_kind(v), "");
+                    ej_go_kind(v), "");
     *out = v;
     return 0;
 }
@@ -397,7 +397,7 @@ static int elem_message(ej_decoder *d, json_t *v, json_t **out)
         return 0;
     if (!json_is_object(v))
         return errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
-                    go_kind(v), "");
+                    ej_go_kind(v), "");
     *out = v;
     return 0;
 }

@@ -118,6 +118,10 @@ typedef struct ej_header {
 void ej_put_header(gwbuf *b, const ej_header *h, int64_t revision);
 /* One KeyValue object. */
 void ej_put_kv(gwbuf *b, const kv_keyvalue *kv);
+/* Go's name for a JSON value's kind, as in its UnmarshalTypeError texts
+ * ("object", "array", "string", "number", "bool", "null"); static. */
+struct json_t;
+const char *ej_go_kind(const struct json_t *v);
 /* `,"name":"v"` (no comma before the first field; *first tracks it);
  * nothing when v is 0, as etcd omits defaults. */
 void ej_put_i64_field(gwbuf *b, bool *first, const char *name, int64_t v);

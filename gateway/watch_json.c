@@ -32,20 +32,6 @@ static int wj_err(char *msg, size_t msglen, const char *fmt, const char *a, cons
     return -1;
 }
 
-static const char *wj_go_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER:
-    case JSON_REAL: return "number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "bool";
-    default: return "null";
-    }
-}
-
 /* The source text of a non-int64 number literal, for Go's messages. */
 static void wj_number_text(const ej_decoder *d, const json_t *v, char *out, size_t n)
 {
@@ -91,7 +77,7 @@ static int wj_int64(ej_decoder *d, json_t *o, const char *orig, const char *came
         return ej_parse_int64_text(json_string_value(v), json_string_length(v), out, d->msg,
                                    sizeof d->msg);
     return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type int64%s",
-                  wj_go_kind(v), "");
+                  ej_go_kind(v), "");
 }
 
 static int wj_bool(ej_decoder *d, json_t *o, const char *orig, const char *camel, bool *out)
@@ -104,7 +90,7 @@ static int wj_bool(ej_decoder *d, json_t *o, const char *orig, const char *camel
         return 0;
     }
     return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type bool%s",
-                  wj_go_kind(v), "");
+                  ej_go_kind(v), "");
 }
 
 static int wj_bytes(ej_decoder *d, json_t *o, const char *orig, const char *camel, kv_bytes *out)
@@ -114,7 +100,7 @@ static int wj_bytes(ej_decoder *d, json_t *o, const char *orig, const char *came
         return 0;
     if (!json_is_string(v))
         return wj_err(d->msg, sizeof d->msg,
-                      "json: cannot unmarshal %s into Go value of type []uint8%s", wj_go_kind(v), "");
+                      "json: cannot unmarshal %s into Go value of type []uint8%s", ej_go_kind(v), "");
     const char *s = json_string_value(v);
     size_t n = json_string_length(v), len = 0, bad = 0;
     kv_bytes_free(out);
@@ -148,7 +134,7 @@ static int wj_filters(ej_decoder *d, json_t *o, wj_request *r)
                       wj_filter_type, "");
     if (!json_is_array(v))
         return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type []%s",
-                      wj_go_kind(v), wj_filter_type);
+                      ej_go_kind(v), wj_filter_type);
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
@@ -191,7 +177,7 @@ static int wj_filters(ej_decoder *d, json_t *o, wj_request *r)
                           m, wj_filter_type);
         } else {
             return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type %s",
-                          wj_go_kind(e), wj_filter_type);
+                          ej_go_kind(e), wj_filter_type);
         }
         if (x == 0)
             r->filter_noput = true;
@@ -210,7 +196,7 @@ static int wj_message(ej_decoder *d, json_t *v, json_t **out)
     if (!json_is_object(v))
         return wj_err(d->msg, sizeof d->msg,
                       "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
-                      wj_go_kind(v), "");
+                      ej_go_kind(v), "");
     *out = v;
     return 0;
 }
