@@ -113,7 +113,9 @@ sanitize:
 # $(BUILDROOT)/fuzz/ from the pure gateway pieces they exercise (JSON
 # decoders, base64, SSE, watch parameters: no RocksDB, no sockets).
 #   make fuzz                  build them
-#   make fuzz-run              run each for FUZZ_TIME seconds (tests/fuzz/run.sh)
+#   make fuzz-run              run each with a fixed seed for FUZZ_RUNS inputs,
+#                              at most FUZZ_TIME seconds (reproducible: CI runs this)
+#   make fuzz-explore          run each for FUZZ_TIME seconds with a random seed
 FUZZ_CC      ?= clang
 FUZZ_DIR     := $(BUILDROOT)/fuzz
 FUZZ_TIME    ?= 15
@@ -125,11 +127,14 @@ FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,gateway/etcd_json.c gateway/g
                 gateway/sse.c store/kv_types.c)
 FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: fuzz fuzz-run
+.PHONY: fuzz fuzz-run fuzz-explore
 fuzz: $(FUZZ_BIN)
 
 fuzz-run: fuzz
 	@bash tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BIN)
+
+fuzz-explore: fuzz
+	@FUZZ_SEED=0 FUZZ_RUNS=-1 bash tests/fuzz/run.sh $(FUZZ_TIME) $(FUZZ_BIN)
 
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -641,10 +641,19 @@ static char *go_sanitize(ej_decoder *d, const char *b, size_t n, size_t *out_len
                 next_odd++;
             if (next_odd < d->scan.n_odd && d->scan.odd[next_odd].off == base + i) {
                 size_t l = d->scan.odd[next_odd].len;
-                char tmp[512];
-                snprintf(tmp, sizeof tmp, "%.*s", (int)(l < sizeof tmp - 1 ? l : sizeof tmp - 1), b + i);
+                /* the whole literal, however long: an exponent can sit
+                 * after thousands of digits */
+                char small[512], *tmp = l < sizeof small ? small : malloc(l + 1);
+                if (!tmp) {
+                    buf_free(&o);
+                    return NULL;
+                }
+                memcpy(tmp, b + i, l);
+                tmp[l] = 0;
                 bool int_like = !memchr(tmp, '.', l) && !memchr(tmp, 'e', l) && !memchr(tmp, 'E', l);
                 double x = strtod(tmp, NULL);
+                if (tmp != small)
+                    free(tmp);
                 if ((int_like || x > 1.7e308 || x < -1.7e308) && d->n_sentinels < GOJSON_MAX_ODD_NUMS) {
                     char st[32];
                     sentinel_text(d->n_sentinels, st, sizeof st);

@@ -21,8 +21,9 @@
 #   5. node --test tests/js/: the JavaScript client web/kvgate.js against
 #      the release binary in fixture mode, also in headless Chromium
 #   6. make fuzz-run: each libFuzzer target of tests/fuzz/ (clang,
-#      ASan+UBSan, leak detection) for FUZZ_TIME seconds over its seed
-#      corpus, two at a time; one failure per target that crashes, leaks,
+#      ASan+UBSan, leak detection) over its seed corpus with a fixed seed
+#      for FUZZ_RUNS inputs (at most FUZZ_TIME seconds), two at a time, so
+#      the run is reproducible; one failure per target that crashes, leaks,
 #      hangs or exceeds its memory limit (tests/fuzz/run.sh)
 #
 # Suites that do not exist yet are skipped, not failed.  Logs and JUnit XML
@@ -35,7 +36,7 @@
 #   SAN_SUITES="tests/e2e tests/diff tests/openapi tests/faults"  pytest paths for step 3
 #   SKIP_SAN=1            skip steps 2, 3 and 3b
 #   T_UNIT, T_SAN_BUILD, T_SAN_PYTEST, T_TSAN, T_PYTEST, T_JS    timeouts in seconds
-#   T_FUZZ=420            timeout of step 6; FUZZ_TIME=15 seconds per target;
+#   T_FUZZ=420            timeout of step 6; FUZZ_TIME=30 seconds per target at most;
 #                         SKIP_FUZZ=1 skips step 6
 #   PYTEST_ARGS           extra arguments for both pytest runs
 set -uo pipefail
@@ -51,7 +52,7 @@ SAN_BIN=$ROOT/bin/kvgate-san-${SAN//,/_}
 REL_BIN=$ROOT/bin/kvgate
 : "${SAN_SUITES:=tests/e2e tests/diff tests/openapi tests/faults}"
 : "${T_UNIT:=300}" "${T_SAN_BUILD:=480}" "${T_SAN_PYTEST:=480}" "${T_TSAN:=300}" "${T_PYTEST:=600}" "${T_JS:=300}"
-: "${T_FUZZ:=420}" "${FUZZ_TIME:=15}"
+: "${T_FUZZ:=420}" "${FUZZ_TIME:=30}"
 read -r -a EXTRA <<<"${PYTEST_ARGS:-}"
 
 passed=0 failed=0 skipped=0

@@ -7,9 +7,18 @@
 # -rss_limit_mb.  Logs and crashing inputs land in tests/artifacts/fuzz/;
 # a crash input can be replayed with `<fuzzer> <file>` and then belongs in
 # the corpus as a regression seed.  Last line: "fuzz: N passed, N failed".
+#
+# FUZZ_SEED (default 1) and FUZZ_RUNS (default 1000000) make a run
+# reproducible: the same binary, corpus and seed try the same inputs on any
+# machine, so what passed here passes in CI (SECONDS stays a cap for slow
+# machines).  FUZZ_SEED=0 picks a random seed and FUZZ_RUNS=-1 runs until
+# the time is up: that is `make fuzz-explore`, for finding new bugs; what it
+# finds goes into the corpus.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 t=$1; shift
+seed=${FUZZ_SEED:-1}
+runs=${FUZZ_RUNS:-1000000}
 art=tests/artifacts/fuzz
 mkdir -p "$art"
 scratch=$(mktemp -d)
@@ -22,19 +31,19 @@ one() {  # one FUZZER: runs it, prints "PASS name" or "FAIL name"
     mkdir -p "$scratch/$name" "tests/fuzz/corpus/$name"
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        timeout -k 5 $((t + 60)) "$bin" -max_total_time="$t" -timeout=10 -rss_limit_mb=2048 \
+        timeout -k 5 $((t + 60)) "$bin" -seed="$seed" -runs="$runs" -max_total_time="$t" -timeout=10 -rss_limit_mb=2048 \
             -max_len=65536 -print_final_stats=1 -artifact_prefix="$art/$name-" \
             "$scratch/$name" "tests/fuzz/corpus/$name" >"$art/$name.log" 2>&1
     local rc=$?
     if [ "$rc" = 0 ]; then
-        echo "PASS $name ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$art/$name.log" | grep -o '[0-9]*$') runs)"
+        echo "PASS $name (seed $seed, $(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$art/$name.log" | grep -o '[0-9]*$') runs)"
     else
         echo "FAIL $name (exit $rc, log $art/$name.log)"
         grep -m3 -E 'ERROR: |runtime error|SUMMARY' "$art/$name.log" | sed 's/^/    /'
     fi
 }
 export -f one
-export t art scratch
+export t art scratch seed runs
 
 results=$(printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'one "$@"' _ {})
 echo "$results"
