@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,40 @@
 /* ------------------------------------------------------------------ */
 /* decoding helpers                                                    */
 
-static int errf(ej_decoder *d, const char *fmt, const char *a, const char *b)
+static const char oom_msg[] = "etcdserver: out of memory";
+
+static void msg_free(ej_decoder *d)
 {
-    snprintf(d->msg, sizeof d->msg, fmt, a, b);
+    if (d->msg_owned)
+        free((char *)d->msg);
+    d->msg = "";
+    d->msg_owned = false;
+}
+
+int ej_errf(ej_decoder *d, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (p) {
+        if ((size_t)n < sizeof small) {
+            memcpy(p, small, (size_t)n + 1);
+        } else {
+            va_start(ap, fmt);
+            vsnprintf(p, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+        }
+    }
+    msg_free(d); /* after formatting: an argument may be the old message */
+    if (p) {
+        d->msg = p;
+        d->msg_owned = true;
+    } else {
+        d->msg = oom_msg;
+    }
     return -1;
 }
 
@@ -45,31 +77,77 @@ const char *ej_go_kind(const json_t *v)
 
 static void sentinel_text(size_t k, char *out, size_t n) { snprintf(out, n, "%zu.5e-300", k); }
 
-/* The literal text of a non-int64 number, for Go's messages. */
-static void number_text(const ej_decoder *d, const json_t *v, char *out, size_t n)
+/* The body span of a sentinel real (a number literal that is not an
+ * int64, or "-0"), or NULL. */
+static const ej_span *sentinel_span(const ej_decoder *d, const json_t *v)
 {
-    double x = json_is_real(v) ? json_real_value(v) : (double)json_integer_value(v);
-    for (size_t k = 0; k < d->n_sentinels; k++) {
-        char st[32];
+    if (!json_is_real(v))
+        return NULL;
+    /* sentinel k is about (k + 0.5) * 1e-300: check its neighbours exactly */
+    double x = json_real_value(v), g = x / 1e-300;
+    if (!(g >= 0 && g < (double)d->n_nums + 2))
+        return NULL;
+    size_t k0 = (size_t)g;
+    for (size_t k = k0 ? k0 - 1 : 0; k <= k0 + 1 && k < d->n_nums; k++) {
+        char st[40];
         sentinel_text(k, st, sizeof st);
-        if (strtod(st, NULL) == x) {
-            size_t i = d->sentinel_of[k];
-            size_t l = d->scan.odd[i].len;
-            snprintf(out, n, "%.*s", (int)(l > 100 ? 100 : l), d->body + d->scan.odd[i].off);
+        if (strtod(st, NULL) == x)
+            return &d->nums[k];
+    }
+    return NULL;
+}
+
+static bool is_minus_zero(const ej_decoder *d, const ej_span *sp)
+{
+    return sp && sp->len == 2 && memcmp(d->body + sp->off, "-0", 2) == 0;
+}
+
+/* The literal text of a number value, for Go's messages: an int64 as
+ * itself, a sentinel as the body's literal (whole, however long). */
+static int number_errf(ej_decoder *d, const json_t *v, const char *go_type)
+{
+    if (json_is_integer(v))
+        return ej_errf(d, "json: cannot unmarshal number %lld into Go value of type %s",
+                       (long long)json_integer_value(v), go_type);
+    const ej_span *sp = sentinel_span(d, v);
+    if (sp)
+        return ej_errf(d, "json: cannot unmarshal number %.*s into Go value of type %s", (int)sp->len,
+                       d->body + sp->off, go_type);
+    /* not reached: every other literal is a sentinel */
+    return ej_errf(d, "json: cannot unmarshal number %.17g into Go value of type %s",
+                   json_real_value(v), go_type);
+}
+
+/* A string value's text (unescaped) and its raw text on the wire (between
+ * the quotes, escapes kept: what jsonpb gives int64 and enum fields). */
+static void str_text(const ej_decoder *d, const json_t *v, const char **p, size_t *n)
+{
+    const char *s = json_string_value(v);
+    size_t l = json_string_length(v);
+    if (d->marked) {
+        const char *c = memchr(s, ':', l);
+        if (c) {
+            l -= (size_t)(c + 1 - s);
+            s = c + 1;
+        }
+    }
+    *p = s;
+    *n = l;
+}
+
+static void str_raw(const ej_decoder *d, const json_t *v, const char **p, size_t *n)
+{
+    if (d->marked) {
+        const char *s = json_string_value(v);
+        size_t k = strtoul(s, NULL, 10);
+        if (k < d->n_strs) {
+            *p = d->body + d->strs[k].off;
+            *n = d->strs[k].len;
             return;
         }
     }
-    for (size_t i = 0; i < d->scan.n_odd; i++) {
-        char tmp[128];
-        size_t l = d->scan.odd[i].len < sizeof tmp - 1 ? d->scan.odd[i].len : sizeof tmp - 1;
-        memcpy(tmp, d->body + d->scan.odd[i].off, l);
-        tmp[l] = 0;
-        if (strtod(tmp, NULL) == x) {
-            snprintf(out, n, "%s", tmp);
-            return;
-        }
-    }
-    snprintf(out, n, "%.17g", x);
+    /* not marked: no escape, valid UTF-8, so the text is the raw text */
+    str_text(d, v, p, n);
 }
 
 /* Field lookup as jsonpb: camelCase name wins over the proto name. */
@@ -85,81 +163,38 @@ static json_t *field(json_t *obj, const char *orig, const char *camel)
     return v;
 }
 
-/* The text between the quotes as it was on the wire: jsonpb hands the raw
- * bytes (escapes included) to Go's json.Unmarshal.  jansson unescaped them;
- * re-escape the characters JSON requires to be escaped.  NULL when the
- * string needs no escaping (use it as is); *fail on allocation failure. */
-static char *reescape(const char *s, size_t n, size_t *out_len, bool *fail)
+/* Go's json.Unmarshal of `s` (the raw text of a string) into an int64 or
+ * a uint64 (go_type "int64" / "uint64"). */
+static int unmarshal_int(ej_decoder *d, const char *s, size_t n, bool is_unsigned, uint64_t *out)
 {
-    size_t extra = 0;
-    *fail = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\' || c < 0x20)
-            extra += 5;
-    }
-    if (!extra)
-        return NULL;
-    char *o = malloc(n + extra + 1);
-    if (!o) {
-        *fail = true;
-        return NULL;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            o[k++] = '\\';
-            o[k++] = (char)c;
-        } else if (c == '\n') {
-            o[k++] = '\\';
-            o[k++] = 'n';
-        } else if (c < 0x20) {
-            k += (size_t)sprintf(o + k, "\\u%04x", c);
-        } else {
-            o[k++] = (char)c;
-        }
-    }
-    o[k] = 0;
-    *out_len = k;
-    return o;
-}
-
-/* Go's json.Unmarshal of `s` into an int64. */
-static int unmarshal_int64(const char *s, size_t n, int64_t *out, char *msg, size_t msglen)
-{
+    const char *go_type = is_unsigned ? "uint64" : "int64";
     gojson_scan sc;
     int rc = gojson_scan_value(s, n, &sc);
-    if (rc == GOJSON_EMPTY) {
-        snprintf(msg, msglen, "unexpected end of JSON input");
-        return -1;
-    }
+    if (rc == GOJSON_EMPTY)
+        return ej_errf(d, "unexpected end of JSON input");
     if (rc == GOJSON_ERR) {
         if (strcmp(sc.msg, "unexpected EOF") == 0) {
             /* Unmarshal feeds the scanner a space at the end of the input:
              * a number or literal cut short fails on that space. */
             char *t = malloc(n + 2);
-            snprintf(msg, msglen, "unexpected end of JSON input");
-            if (t) {
-                memcpy(t, s, n);
-                t[n] = ' ';
-                if (gojson_scan_value(t, n + 1, &sc) == GOJSON_ERR &&
-                    strcmp(sc.msg, "unexpected EOF") != 0)
-                    snprintf(msg, msglen, "%s", sc.msg);
-                free(t);
-            }
+            if (!t)
+                return ej_errf(d, "%s", oom_msg);
+            memcpy(t, s, n);
+            t[n] = ' ';
+            if (gojson_scan_value(t, n + 1, &sc) == GOJSON_ERR && strcmp(sc.msg, "unexpected EOF") != 0)
+                ej_errf(d, "%s", sc.msg);
+            else
+                ej_errf(d, "unexpected end of JSON input");
+            free(t);
             return -1;
         }
-        snprintf(msg, msglen, "%s", sc.msg);
-        return -1;
+        return ej_errf(d, "%s", sc.msg);
     }
     for (size_t i = sc.end; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
             char q[16];
-            snprintf(msg, msglen, "invalid character %s after top-level value",
-                     gojson_quote_char(c, q));
-            return -1;
+            return ej_errf(d, "invalid character %s after top-level value", gojson_quote_char(c, q));
         }
     }
     size_t i = 0;
@@ -168,58 +203,91 @@ static int unmarshal_int64(const char *s, size_t n, int64_t *out, char *msg, siz
     char c = s[i];
     if (c == '-' || (c >= '0' && c <= '9')) {
         size_t l = sc.end - i;
-        if (sc.n_odd > 0 || l > 30) {
-            snprintf(msg, msglen, "json: cannot unmarshal number %.*s into Go value of type int64",
-                     (int)(l > 100 ? 100 : l), s + i);
-            return -1;
-        }
         char tmp[32];
-        memcpy(tmp, s + i, l);
-        tmp[l] = 0;
-        *out = strtoll(tmp, NULL, 10);
+        bool ok = l < sizeof tmp && !memchr(s + i, '.', l) && !memchr(s + i, 'e', l) &&
+                  !memchr(s + i, 'E', l);
+        if (ok) {
+            memcpy(tmp, s + i, l);
+            tmp[l] = 0;
+            errno = 0;
+            if (is_unsigned) {
+                ok = c != '-';
+                *out = strtoull(tmp, NULL, 10);
+            } else {
+                *out = (uint64_t)strtoll(tmp, NULL, 10);
+            }
+            ok = ok && errno == 0;
+        }
+        if (!ok)
+            return ej_errf(d, "json: cannot unmarshal number %.*s into Go value of type %s", (int)l,
+                           s + i, go_type);
         return 0;
     }
     if (c == 'n') { /* null leaves the field unset */
         *out = 0;
         return 0;
     }
-    snprintf(msg, msglen, "json: cannot unmarshal %s into Go value of type int64",
-             c == '"' ? "string" : c == '{' ? "object" : c == '[' ? "array" : "bool");
-    return -1;
+    return ej_errf(d, "json: cannot unmarshal %s into Go value of type %s",
+                   c == '"' ? "string" : c == '{' ? "object" : c == '[' ? "array" : "bool", go_type);
+}
+
+int ej_parse_int64(ej_decoder *d, const char *s, size_t n, int64_t *out)
+{
+    uint64_t u = 0;
+    if (d->msg == NULL)
+        d->msg = "";
+    if (unmarshal_int(d, s, n, false, &u) != 0)
+        return -1;
+    *out = (int64_t)u;
+    return 0;
 }
 
 int ej_parse_int64_text(const char *s, size_t n, int64_t *out, char *msg, size_t msglen)
 {
-    size_t rl = 0;
-    bool fail;
-    char *raw = reescape(s, n, &rl, &fail);
-    if (fail) {
-        snprintf(msg, msglen, "etcdserver: out of memory");
-        return -1;
-    }
-    int rc = raw ? unmarshal_int64(raw, rl, out, msg, msglen) : unmarshal_int64(s, n, out, msg, msglen);
-    free(raw);
+    ej_decoder d;
+    memset(&d, 0, sizeof d);
+    int rc = ej_parse_int64(&d, s, n, out);
+    if (rc != 0 && msglen)
+        snprintf(msg, msglen, "%s", d.msg);
+    ej_decoder_done(&d);
     return rc;
 }
 
-static int get_int64(ej_decoder *d, json_t *obj, const char *orig, const char *camel, int64_t *out)
+/* An integer field of Go type int64 or uint64. */
+static int get_int(ej_decoder *d, json_t *obj, const char *orig, const char *camel, bool is_unsigned,
+                   uint64_t *out)
 {
+    const char *go_type = is_unsigned ? "uint64" : "int64";
     json_t *v = field(obj, orig, camel);
     if (!v)
         return 0;
     if (json_is_integer(v)) {
-        *out = json_integer_value(v);
+        if (is_unsigned && json_integer_value(v) < 0)
+            return number_errf(d, v, go_type);
+        *out = (uint64_t)json_integer_value(v);
         return 0;
     }
-    if (json_is_real(v)) {
-        char lit[128];
-        number_text(d, v, lit, sizeof lit);
-        return errf(d, "json: cannot unmarshal number %s into Go value of type int64%s", lit, "");
+    if (json_is_real(v)) { /* a sentinel: Go parses the literal */
+        const ej_span *sp = sentinel_span(d, v);
+        if (sp)
+            return unmarshal_int(d, d->body + sp->off, sp->len, is_unsigned, out);
+        return number_errf(d, v, go_type);
     }
-    if (json_is_string(v))
-        return ej_parse_int64_text(json_string_value(v), json_string_length(v), out, d->msg,
-                                   sizeof d->msg);
-    return errf(d, "json: cannot unmarshal %s into Go value of type int64%s", ej_go_kind(v), "");
+    if (json_is_string(v)) {
+        const char *s;
+        size_t n;
+        str_raw(d, v, &s, &n);
+        return unmarshal_int(d, s, n, is_unsigned, out);
+    }
+    return ej_errf(d, "json: cannot unmarshal %s into Go value of type %s", ej_go_kind(v), go_type);
+}
+
+static int get_int64(ej_decoder *d, json_t *obj, const char *orig, const char *camel, int64_t *out)
+{
+    uint64_t u = (uint64_t)*out;
+    int rc = get_int(d, obj, orig, camel, false, &u);
+    *out = (int64_t)u;
+    return rc;
 }
 
 static int get_bool(ej_decoder *d, json_t *obj, const char *orig, const char *camel, bool *out)
@@ -231,7 +299,7 @@ static int get_bool(ej_decoder *d, json_t *obj, const char *orig, const char *ca
         *out = json_is_true(v);
         return 0;
     }
-    return errf(d, "json: cannot unmarshal %s into Go value of type bool%s", ej_go_kind(v), "");
+    return ej_errf(d, "json: cannot unmarshal %s into Go value of type bool", ej_go_kind(v));
 }
 
 /* Go also decodes a []byte from an array of numbers 0..255 (null: 0):
@@ -244,7 +312,7 @@ static int get_byte_array(ej_decoder *d, json_t *arr, kv_bytes *out)
         return 0;
     uint8_t *p = malloc(n);
     if (!p)
-        return errf(d, "etcdserver: out of memory%s%s", "", "");
+        return ej_errf(d, "%s", oom_msg);
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(arr, i);
         if (json_is_null(e)) {
@@ -253,15 +321,9 @@ static int get_byte_array(ej_decoder *d, json_t *arr, kv_bytes *out)
             p[i] = (uint8_t)json_integer_value(e);
         } else {
             free(p);
-            if (json_is_number(e)) {
-                char lit[128];
-                if (json_is_integer(e))
-                    snprintf(lit, sizeof lit, "%lld", (long long)json_integer_value(e));
-                else
-                    number_text(d, e, lit, sizeof lit);
-                return errf(d, "json: cannot unmarshal number %s into Go value of type uint8%s", lit, "");
-            }
-            return errf(d, "json: cannot unmarshal %s into Go value of type uint8%s", ej_go_kind(e), "");
+            if (json_is_number(e))
+                return number_errf(d, e, "uint8");
+            return ej_errf(d, "json: cannot unmarshal %s into Go value of type uint8", ej_go_kind(e));
         }
     }
     out->data = p;
@@ -277,19 +339,19 @@ static int get_bytes(ej_decoder *d, json_t *obj, const char *orig, const char *c
     if (json_is_array(v))
         return get_byte_array(d, v, out);
     if (!json_is_string(v))
-        return errf(d, "json: cannot unmarshal %s into Go value of type []uint8%s", ej_go_kind(v), "");
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v), len = 0, bad = 0;
+        return ej_errf(d, "json: cannot unmarshal %s into Go value of type []uint8", ej_go_kind(v));
+    const char *s;
+    size_t n, len = 0, bad = 0;
+    str_text(d, v, &s, &n);
     kv_bytes_free(out);
     if (n == 0)
         return 0;
     uint8_t *p = malloc(b64_decoded_max(n));
     if (!p)
-        return errf(d, "etcdserver: out of memory%s%s", "", "");
+        return ej_errf(d, "%s", oom_msg);
     if (b64_decode(s, n, p, &len, &bad) != 0) {
         free(p);
-        snprintf(d->msg, sizeof d->msg, "illegal base64 data at input byte %zu", bad);
-        return -1;
+        return ej_errf(d, "illegal base64 data at input byte %zu", bad);
     }
     if (len == 0) {
         free(p);
@@ -315,36 +377,27 @@ static const enum_def sort_target_def = {"etcdserverpb.RangeRequest_SortTarget",
 static const enum_def cmp_result_def = {"etcdserverpb.Compare_CompareResult", cmp_result_names, 4};
 static const enum_def cmp_target_def = {"etcdserverpb.Compare_CompareTarget", cmp_target_names, 5};
 
-static int get_enum(ej_decoder *d, json_t *obj, const char *orig, const char *camel,
-                    const enum_def *def, int *out)
+/* jsonpb: a string is looked up by its raw bytes (escapes kept, so
+ * "\u0041SCEND" is no name) and refused with Go's %q of them. */
+static int enum_value(ej_decoder *d, json_t *v, const enum_def *def, int *out)
 {
-    json_t *v = field(obj, orig, camel);
-    if (!v)
-        return 0;
     if (json_is_string(v)) {
-        const char *s = json_string_value(v);
+        const char *s;
+        size_t n;
+        str_raw(d, v, &s, &n);
         for (int i = 0; i < def->n; i++) {
-            if (strcmp(s, def->names[i]) == 0 && strlen(def->names[i]) == json_string_length(v)) {
+            if (strlen(def->names[i]) == n && memcmp(s, def->names[i], n) == 0) {
                 *out = i;
                 return 0;
             }
         }
-        /* %q of the name: quote and backslash escaped. */
-        char q[160];
-        size_t o = 0;
-        for (size_t i = 0; i < json_string_length(v) && o < sizeof q - 8; i++) {
-            unsigned char c = (unsigned char)s[i];
-            if (c == '"' || c == '\\') {
-                q[o++] = '\\';
-                q[o++] = (char)c;
-            } else if (c < 0x20 || c == 0x7f) {
-                o += (size_t)snprintf(q + o, sizeof q - o, "\\x%02x", c);
-            } else {
-                q[o++] = (char)c;
-            }
-        }
-        q[o] = 0;
-        return errf(d, "unknown value \"%s\" for enum %s", q, def->go_type);
+        char *q = malloc(4 * n + 3);
+        if (!q)
+            return ej_errf(d, "%s", oom_msg);
+        gojson_quote(s, n, q);
+        ej_errf(d, "unknown value %s for enum %s", q, def->go_type);
+        free(q);
+        return -1;
     }
     if (json_is_integer(v)) {
         json_int_t x = json_integer_value(v);
@@ -353,13 +406,20 @@ static int get_enum(ej_decoder *d, json_t *obj, const char *orig, const char *ca
             return 0;
         }
     }
-    if (json_is_number(v)) {
-        char lit[128], m[160];
-        number_text(d, v, lit, sizeof lit);
-        snprintf(m, sizeof m, "number %s", lit);
-        return errf(d, "json: cannot unmarshal %s into Go value of type %s", m, def->go_type);
+    if (is_minus_zero(d, sentinel_span(d, v))) { /* an int32 for Go */
+        *out = 0;
+        return 0;
     }
-    return errf(d, "json: cannot unmarshal %s into Go value of type %s", ej_go_kind(v), def->go_type);
+    if (json_is_number(v))
+        return number_errf(d, v, def->go_type);
+    return ej_errf(d, "json: cannot unmarshal %s into Go value of type %s", ej_go_kind(v), def->go_type);
+}
+
+static int get_enum(ej_decoder *d, json_t *obj, const char *orig, const char *camel,
+                    const enum_def *def, int *out)
+{
+    json_t *v = field(obj, orig, camel);
+    return v ? enum_value(d, v, def, out) : 0;
 }
 
 /* A nested message: NULL (absent/null) or an object; else Go's error. */
@@ -370,8 +430,8 @@ static int get_message(ej_decoder *d, json_t *obj, const char *orig, const char 
     if (!v)
         return 0;
     if (!json_is_object(v))
-        return errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
-                    ej_go_kind(v), "");
+        return ej_errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage",
+                       ej_go_kind(v));
     *out = v;
     return 0;
 }
@@ -383,8 +443,8 @@ static int get_array(ej_decoder *d, json_t *obj, const char *orig, const char *c
     if (!v)
         return 0;
     if (!json_is_array(v))
-        return errf(d, "json: cannot unmarshal %s into Go value of type []json.RawMessage%s",
-                    ej_go_kind(v), "");
+        return ej_errf(d, "json: cannot unmarshal %s into Go value of type []json.RawMessage",
+                       ej_go_kind(v));
     *out = v;
     return 0;
 }
@@ -396,12 +456,11 @@ static int elem_message(ej_decoder *d, json_t *v, json_t **out)
     if (json_is_null(v))
         return 0;
     if (!json_is_object(v))
-        return errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
-                    ej_go_kind(v), "");
+        return ej_errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage",
+                       ej_go_kind(v));
     *out = v;
     return 0;
 }
-
 /* ------------------------------------------------------------------ */
 /* decoders per message; obj NULL = empty message                       */
 
@@ -504,7 +563,7 @@ static int dec_op(ej_decoder *d, json_t *o, kv_op *op)
                !field(o, "request_txn", "requestTxn"))) {
         const kv_op **e = realloc(d->empty_ops, (d->n_empty_ops + 1) * sizeof *e);
         if (!e)
-            return errf(d, "etcdserver: out of memory%s%s", "", "");
+            return ej_errf(d, "%s", oom_msg);
         d->empty_ops = e;
         e[d->n_empty_ops++] = op;
         return 0;
@@ -518,7 +577,7 @@ static int dec_op(ej_decoder *d, json_t *o, kv_op *op)
         op->type = KV_OP_TXN;
         op->u.txn = calloc(1, sizeof *op->u.txn);
         if (!op->u.txn)
-            return errf(d, "etcdserver: out of memory%s%s", "", "");
+            return ej_errf(d, "%s", oom_msg);
         return dec_txn(d, rt, op->u.txn);
     }
     if (rd) {
@@ -540,7 +599,7 @@ static int dec_ops(ej_decoder *d, json_t *arr, kv_op **ops, size_t *n)
         return 0;
     *ops = calloc(cnt, sizeof **ops);
     if (!*ops)
-        return errf(d, "etcdserver: out of memory%s%s", "", "");
+        return ej_errf(d, "%s", oom_msg);
     for (size_t i = 0; i < cnt; i++) {
         json_t *e;
         *n = i + 1; /* so the caller frees what was built */
@@ -563,7 +622,7 @@ static int dec_txn(ej_decoder *d, json_t *o, kv_txn_req *t)
     if (nc) {
         t->compare = calloc(nc, sizeof *t->compare);
         if (!t->compare)
-            return errf(d, "etcdserver: out of memory%s%s", "", "");
+            return ej_errf(d, "%s", oom_msg);
         for (size_t i = 0; i < nc; i++) {
             json_t *e;
             t->n_compare = i + 1;
@@ -621,86 +680,126 @@ static unsigned hex4(const char *p)
     return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
 }
 
-/* A copy of a syntactically valid body (gojson said so) that jansson
- * accepts with Go's meaning: invalid UTF-8 bytes and lone surrogate escapes
- * become U+FFFD, numbers jansson cannot hold become sentinels (recorded in
- * d).  NULL on allocation failure. */
-static char *go_sanitize(ej_decoder *d, const char *b, size_t n, size_t *out_len)
+/* Appends a span to *a (n used, *cap allocated).  false on ENOMEM. */
+static bool span_push(ej_span **a, size_t *n, size_t *cap, size_t off, size_t len)
 {
-    gwbuf o = GWBUF_INIT;
-    size_t base = (size_t)(b - d->body), next_odd = 0;
-    bool in_str = false;
-    d->n_sentinels = 0;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        ej_span *p = realloc(*a, nc * sizeof *p);
+        if (!p)
+            return false;
+        *a = p;
+        *cap = nc;
+    }
+    (*a)[*n].off = off;
+    (*a)[*n].len = len;
+    (*n)++;
+    return true;
+}
+
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* The text of a string literal (between its quotes) made acceptable to
+ * jansson with Go's meaning: invalid UTF-8 bytes and lone surrogate
+ * escapes become U+FFFD. */
+static void sanitize_string(gwbuf *o, const char *b, size_t n)
+{
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)b[i];
-        if (!in_str) {
-            if (c == '"')
-                in_str = true;
-            /* a number literal jansson refuses? */
-            while (next_odd < d->scan.n_odd && d->scan.odd[next_odd].off < base + i)
-                next_odd++;
-            if (next_odd < d->scan.n_odd && d->scan.odd[next_odd].off == base + i) {
-                size_t l = d->scan.odd[next_odd].len;
-                /* the whole literal, however long: an exponent can sit
-                 * after thousands of digits */
-                char small[512], *tmp = l < sizeof small ? small : malloc(l + 1);
-                if (!tmp) {
-                    buf_free(&o);
-                    return NULL;
-                }
-                memcpy(tmp, b + i, l);
-                tmp[l] = 0;
-                bool int_like = !memchr(tmp, '.', l) && !memchr(tmp, 'e', l) && !memchr(tmp, 'E', l);
-                double x = strtod(tmp, NULL);
-                if (tmp != small)
-                    free(tmp);
-                if ((int_like || x > 1.7e308 || x < -1.7e308) && d->n_sentinels < GOJSON_MAX_ODD_NUMS) {
-                    char st[32];
-                    sentinel_text(d->n_sentinels, st, sizeof st);
-                    d->sentinel_of[d->n_sentinels++] = next_odd;
-                    buf_puts(&o, st);
-                    i += l;
-                    continue;
-                }
-            }
-            buf_putc(&o, (char)c);
-            i++;
-            continue;
-        }
-        if (c == '"') {
-            in_str = false;
-            buf_putc(&o, '"');
-            i++;
-        } else if (c == '\\') {
-            if (b[i + 1] == 'u') {
-                unsigned u = hex4(b + i + 2);
-                if (u >= 0xd800 && u <= 0xdbff && i + 11 < n && b[i + 6] == '\\' &&
-                    b[i + 7] == 'u' && hex4(b + i + 8) >= 0xdc00 && hex4(b + i + 8) <= 0xdfff) {
-                    buf_put(&o, b + i, 12); /* a valid pair */
-                    i += 12;
-                } else if (u >= 0xd800 && u <= 0xdfff) {
-                    buf_puts(&o, "\\ufffd");
-                    i += 6;
-                } else {
-                    buf_put(&o, b + i, 6);
-                    i += 6;
-                }
+        if (c == '\\' && i + 1 < n && b[i + 1] == 'u' && i + 6 <= n) {
+            unsigned u = hex4(b + i + 2);
+            if (u >= 0xd800 && u <= 0xdbff && i + 12 <= n && b[i + 6] == '\\' && b[i + 7] == 'u' &&
+                hex4(b + i + 8) >= 0xdc00 && hex4(b + i + 8) <= 0xdfff) {
+                buf_put(o, b + i, 12); /* a valid pair */
+                i += 12;
+            } else if (u >= 0xd800 && u <= 0xdfff) {
+                buf_puts(o, "\\ufffd");
+                i += 6;
             } else {
-                buf_put(&o, b + i, 2);
-                i += 2;
+                buf_put(o, b + i, 6);
+                i += 6;
             }
+        } else if (c == '\\' && i + 1 < n) {
+            buf_put(o, b + i, 2);
+            i += 2;
         } else {
             size_t l = utf8_valid((const unsigned char *)b + i, n - i);
             if (l) {
-                buf_put(&o, b + i, l);
+                buf_put(o, b + i, l);
                 i += l;
             } else {
-                buf_puts(&o, "\xef\xbf\xbd");
+                buf_puts(o, "\xef\xbf\xbd");
                 i++;
             }
         }
     }
-    if (o.failed) {
+}
+
+/* A copy of a syntactically valid body (gojson said so) that jansson
+ * accepts with Go's meaning, "marked" (see ej_decoder): every number
+ * literal that is not an int64 becomes a sentinel, every string value gets
+ * its "k:" prefix, text is made valid UTF-8.  NULL on allocation failure. */
+static char *go_sanitize(ej_decoder *d, const char *b, size_t n, size_t *out_len)
+{
+    gwbuf o = GWBUF_INIT;
+    size_t base = (size_t)(b - d->body), cap_nums = 0, cap_strs = 0;
+    bool fail = false;
+    d->marked = true;
+    for (size_t i = 0; i < n && !fail;) {
+        unsigned char c = (unsigned char)b[i];
+        if (c == '-' || (c >= '0' && c <= '9')) { /* outside strings: a number */
+            size_t l = 0;
+            while (i + l < n && b[i + l] && strchr("0123456789+-.eE", b[i + l]))
+                l++;
+            bool odd = true; /* "-0" too: a uint64 or uint8 refuses it */
+            if (l < 32 && !(l == 2 && b[i] == '-' && b[i + 1] == '0') && !memchr(b + i, '.', l) && !memchr(b + i, 'e', l) && !memchr(b + i, 'E', l)) {
+                char tmp[32];
+                memcpy(tmp, b + i, l);
+                tmp[l] = 0;
+                errno = 0;
+                (void)strtoll(tmp, NULL, 10);
+                odd = errno != 0;
+            }
+            if (!odd) {
+                buf_put(&o, b + i, l);
+            } else if (span_push(&d->nums, &d->n_nums, &cap_nums, base + i, l)) {
+                char st[40];
+                sentinel_text(d->n_nums - 1, st, sizeof st);
+                buf_puts(&o, st);
+            } else {
+                fail = true;
+            }
+            i += l;
+            continue;
+        }
+        if (c != '"') {
+            buf_putc(&o, (char)c);
+            i++;
+            continue;
+        }
+        size_t e = i + 1;
+        while (e < n && b[e] != '"')
+            e += b[e] == '\\' ? 2 : 1;
+        if (e > n)
+            e = n;
+        size_t j = e + 1;
+        while (j < n && is_ws(b[j]))
+            j++;
+        buf_putc(&o, '"');
+        if (j >= n || b[j] != ':') { /* a value, not an object key */
+            if (span_push(&d->strs, &d->n_strs, &cap_strs, base + i + 1, e - i - 1)) {
+                char pre[32];
+                snprintf(pre, sizeof pre, "%zu:", d->n_strs - 1);
+                buf_puts(&o, pre);
+            } else {
+                fail = true;
+            }
+        }
+        sanitize_string(&o, b + i + 1, e - i - 1);
+        buf_putc(&o, '"');
+        i = e + 1;
+    }
+    if (o.failed || fail) {
         buf_free(&o);
         return NULL;
     }
@@ -709,20 +808,15 @@ static char *go_sanitize(ej_decoder *d, const char *b, size_t n, size_t *out_len
 
 int ej_decoder_init(ej_decoder *d, const char *body, size_t len)
 {
+    memset(d, 0, sizeof *d);
     d->body = body;
     d->body_len = len;
-    d->msg[0] = 0;
-    d->root = NULL;
-    d->empty_ops = NULL;
-    d->n_empty_ops = 0;
-    d->n_sentinels = 0;
+    d->msg = "";
     int rc = gojson_scan_value(body, len, &d->scan);
     if (rc == GOJSON_EMPTY)
         return 0;
-    if (rc == GOJSON_ERR) {
-        snprintf(d->msg, sizeof d->msg, "%s", d->scan.msg);
-        return -1;
-    }
+    if (rc == GOJSON_ERR)
+        return ej_errf(d, "%s", d->scan.msg);
     size_t i = 0;
     while (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r')
         i++;
@@ -734,29 +828,29 @@ int ej_decoder_init(ej_decoder *d, const char *body, size_t len)
     default: {
         const char *kind = body[i] == '[' ? "array" : body[i] == '"' ? "string"
                          : (body[i] == 't' || body[i] == 'f') ? "bool" : "number";
-        snprintf(d->msg, sizeof d->msg,
-                 "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage", kind);
-        return -1;
+        return ej_errf(d, "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage",
+                       kind);
     }
     }
     json_error_t err;
-    json_t *root = json_loadb(body + i, d->scan.end - i, JSON_ALLOW_NUL, &err);
+    json_t *root = NULL;
+    size_t vlen = d->scan.end - i;
+    err.text[0] = 0;
+    /* Numbers that are not int64 (and -0), escapes (int64 and enum fields
+     * read the raw text) need the marked copy; so do the bodies jansson refuses
+     * while Go accepts them (invalid UTF-8, lone surrogates). */
+    if (d->scan.n_odd == 0 && !memchr(body + i, '\\', vlen) && !memmem(body + i, vlen, "-0", 2))
+        root = json_loadb(body + i, vlen, JSON_ALLOW_NUL, &err);
     if (!root) {
-        /* Valid for Go, refused by jansson: numbers beyond long long or
-         * double, invalid UTF-8, lone UTF-16 surrogates.  Go accepts them
-         * (replacing bad text by U+FFFD; failing on a huge number only when
-         * its field is typed), so parse a copy made acceptable. */
         size_t sl = 0;
-        char *san = go_sanitize(d, body + i, d->scan.end - i, &sl);
-        if (san) {
-            root = json_loadb(san, sl, JSON_ALLOW_NUL, &err);
-            free(san);
-        }
+        char *san = go_sanitize(d, body + i, vlen, &sl);
+        if (!san)
+            return ej_errf(d, "%s", oom_msg);
+        root = json_loadb(san, sl, JSON_ALLOW_NUL, &err);
+        free(san);
     }
-    if (!root) {
-        snprintf(d->msg, sizeof d->msg, "json: %s", err.text);
-        return -1;
-    }
+    if (!root)
+        return ej_errf(d, "json: %s", err.text);
     d->root = root;
     return 0;
 }
@@ -769,6 +863,12 @@ void ej_decoder_done(ej_decoder *d)
     if (d->root)
         json_decref((json_t *)d->root);
     d->root = NULL;
+    free(d->nums);
+    free(d->strs);
+    d->nums = d->strs = NULL;
+    d->n_nums = d->n_strs = 0;
+    d->marked = false;
+    msg_free(d);
 }
 
 int ej_decode_range(ej_decoder *d, kv_range_req *out) { return dec_range(d, d->root, out); }
@@ -1306,6 +1406,11 @@ int ej_get_int64(ej_decoder *d, const char *orig, const char *camel, int64_t *ou
     return d->root ? get_int64(d, d->root, orig, camel, out) : 0;
 }
 
+int ej_get_uint64(ej_decoder *d, const char *orig, const char *camel, uint64_t *out)
+{
+    return d->root ? get_int(d, d->root, orig, camel, true, out) : 0;
+}
+
 int ej_get_bool(ej_decoder *d, const char *orig, const char *camel, bool *out)
 {
     return d->root ? get_bool(d, d->root, orig, camel, out) : 0;
@@ -1316,4 +1421,31 @@ int ej_get_enum(ej_decoder *d, const char *orig, const char *camel, const char *
 {
     enum_def def = {go_type, names, n};
     return d->root ? get_enum(d, d->root, orig, camel, &def, out) : 0;
+}
+
+int ej_obj_int64(ej_decoder *d, json_t *obj, const char *orig, const char *camel, int64_t *out)
+{
+    return get_int64(d, obj, orig, camel, out);
+}
+
+int ej_obj_bool(ej_decoder *d, json_t *obj, const char *orig, const char *camel, bool *out)
+{
+    return get_bool(d, obj, orig, camel, out);
+}
+
+int ej_obj_bytes(ej_decoder *d, json_t *obj, const char *orig, const char *camel, kv_bytes *out)
+{
+    return get_bytes(d, obj, orig, camel, out);
+}
+
+int ej_obj_message(ej_decoder *d, json_t *obj, const char *orig, const char *camel, json_t **out)
+{
+    return get_message(d, obj, orig, camel, out);
+}
+
+int ej_enum_value(ej_decoder *d, json_t *v, const char *go_type, const char *const *names, int n,
+                  int *out)
+{
+    enum_def def = {go_type, names, n};
+    return enum_value(d, v, &def, out);
 }

@@ -48,24 +48,43 @@
 
 /* ---- decoding ---- */
 
+/* A span of the body: a number literal or the text between a string's
+ * quotes, as it was on the wire. */
+typedef struct ej_span {
+    size_t off, len;
+} ej_span;
+
 typedef struct ej_decoder {
     const char *body;    /* borrowed: the request body */
     size_t body_len;
     gojson_scan scan;    /* Go's view of the body */
-    char msg[256];       /* the error message when a call fails */
+    /* The error message when a call fails ("" before): any length (it may
+     * quote a whole literal of the body, as Go does).  Set only through
+     * ej_errf; valid until ej_decoder_done, which frees it. */
+    const char *msg;
+    bool msg_owned;
     void *root;          /* json_t *: the parsed object, or NULL (empty request) */
     const kv_op **empty_ops; /* RequestOps that set no request (etcd: key not found) */
     size_t n_empty_ops;
-    /* Number literals jansson cannot hold, replaced by sentinel reals in a
-     * sanitized copy: sentinel k stands for scan.odd[sentinel_of[k]]. */
-    size_t n_sentinels;
-    size_t sentinel_of[GOJSON_MAX_ODD_NUMS];
+    /* When the body holds a number jansson cannot hold as Go would (not an
+     * int64), an escape or invalid UTF-8, root is parsed from a sanitized
+     * copy ("marked"): number literal k that is not an int64 is the
+     * sentinel real for k, standing for body[nums[k]]; every string value
+     * (not object keys) starts with "k:", its raw text being body[strs[k]]
+     * (jsonpb hands int64 and enum fields the raw bytes, escapes kept). */
+    bool marked;
+    ej_span *nums, *strs;
+    size_t n_nums, n_strs;
 } ej_decoder;
 
 /* Scans and parses body.  0 on success (d->root may be NULL: empty
  * request), -1 with d->msg.  Always pair with ej_decoder_done(). */
 int ej_decoder_init(ej_decoder *d, const char *body, size_t len);
 void ej_decoder_done(ej_decoder *d);
+
+/* Sets d->msg (printf format, any length; "etcdserver: out of memory" if
+ * it cannot be allocated).  Returns -1. */
+int ej_errf(ej_decoder *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Decode the parsed body as the given request.  0 or -1 with d->msg; the
  * output struct must start zeroed and must be freed by the caller either
@@ -93,8 +112,11 @@ kv_err ej_validate(const ej_decoder *d, const kv_request *req, size_t max_txn_op
 size_t ej_raft_request_size(const kv_request *req);
 
 /* Parses an int64 written as the contents of a JSON string, as jsonpb does
- * (the text between the quotes is parsed as a JSON number).  0 or -1 with
- * an etcd error message in msg. */
+ * (the raw text between the quotes, escapes kept, is parsed as a JSON
+ * number).  0 or -1 with an etcd error message in d->msg (any length).
+ * d needs no ej_decoder_init for this; zero it and ej_decoder_done it. */
+int ej_parse_int64(ej_decoder *d, const char *s, size_t n, int64_t *out);
+/* The same with the message copied (truncated) into msg[0..msglen). */
 int ej_parse_int64_text(const char *s, size_t n, int64_t *out, char *msg, size_t msglen);
 
 /* One scalar field of the parsed body (any message: lease, maintenance
@@ -102,11 +124,26 @@ int ej_parse_int64_text(const char *s, size_t n, int64_t *out, char *msg, size_t
  * may be NULL when the JSON name equals the proto name ("ID", "TTL").
  * An absent or null field leaves *out unchanged.  0 or -1 with d->msg. */
 int ej_get_int64(ej_decoder *d, const char *orig, const char *camel, int64_t *out);
+/* A uint64 field (Go's texts name uint64; a negative number is refused). */
+int ej_get_uint64(ej_decoder *d, const char *orig, const char *camel, uint64_t *out);
 int ej_get_bool(ej_decoder *d, const char *orig, const char *camel, bool *out);
 /* An enum field: one of names[0..n) or any int32; go_type names it in the
  * errors ("etcdserverpb.AlarmType"). */
 int ej_get_enum(ej_decoder *d, const char *orig, const char *camel, const char *go_type,
                 const char *const *names, int n, int *out);
+
+/* The same on any object of the parsed tree (obj: a json_t * object of
+ * d->root), for the other decoders (watch_json.c).  ej_obj_message: a
+ * nested message, *out NULL when absent or null. */
+struct json_t;
+int ej_obj_int64(ej_decoder *d, struct json_t *obj, const char *orig, const char *camel, int64_t *out);
+int ej_obj_bool(ej_decoder *d, struct json_t *obj, const char *orig, const char *camel, bool *out);
+int ej_obj_bytes(ej_decoder *d, struct json_t *obj, const char *orig, const char *camel, kv_bytes *out);
+int ej_obj_message(ej_decoder *d, struct json_t *obj, const char *orig, const char *camel,
+                   struct json_t **out);
+/* One enum value v (not null; e.g. an element of a repeated enum). */
+int ej_enum_value(ej_decoder *d, struct json_t *v, const char *go_type, const char *const *names,
+                  int n, int *out);
 
 /* ---- encoding ---- */
 
@@ -120,7 +157,6 @@ void ej_put_header(gwbuf *b, const ej_header *h, int64_t revision);
 void ej_put_kv(gwbuf *b, const kv_keyvalue *kv);
 /* Go's name for a JSON value's kind, as in its UnmarshalTypeError texts
  * ("object", "array", "string", "number", "bool", "null"); static. */
-struct json_t;
 const char *ej_go_kind(const struct json_t *v);
 /* `,"name":"v"` (no comma before the first field; *first tracks it);
  * nothing when v is 0, as etcd omits defaults. */

@@ -56,6 +56,15 @@ int gojson_scan_value(const char *buf, size_t len, gojson_scan *out);
  * gateway's --max-json-depth check, before any parser sees the body. */
 size_t gojson_depth(const char *buf, size_t len, size_t limit);
 
+/* Go's strconv.IsPrint (Unicode 13, as the Go 1.19 etcd 3.4.23 is built
+ * with): letters, marks, numbers, punctuation, symbols, ASCII space. */
+int gojson_is_print(unsigned long r);
+
+/* Go's strconv.Quote of the bytes s[0..n) (what %q prints for a string or
+ * []byte), with its double quotes, into out, which must hold 4 * n + 3
+ * bytes; NUL-terminated.  Returns the length written. */
+size_t gojson_quote(const char *s, size_t n, char *out);
+
 /* Go's quoteChar: writes 'c' quoted as Go's scanner does (e.g. 'x', '\n',
  * '\x00', '\u00a0') into out (at least 16 bytes).  Returns out. */
 char *gojson_quote_char(unsigned char c, char *out);

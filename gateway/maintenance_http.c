@@ -173,25 +173,13 @@ static int check_alarm_body(gw_req *r)
     const char *body = gw_req_body(r, &len);
     ej_decoder d;
     int action = 0, type = 0;
-    int64_t member = 0;
+    uint64_t member = 0;
     int rc = ej_decoder_init(&d, body, len);
     if (rc == 0)
         rc = ej_get_enum(&d, "action", NULL, "etcdserverpb.AlarmRequest_AlarmAction", actions, 3,
                          &action);
-    if (rc == 0 && ej_get_int64(&d, "memberID", NULL, &member) != 0) {
-        const char *p = strstr(d.msg, "cannot unmarshal number ");
-        const char *q = p ? p + strlen("cannot unmarshal number ") : NULL;
-        size_t digits = q ? strspn(q, "0123456789") : 0;
-        if (digits && strncmp(q + digits, " into Go value of type int64", 28) == 0)
-            d.msg[0] = 0; /* a valid uint64 above INT64_MAX */
-        else if (strstr(d.msg, "type int64"))
-            snprintf(strstr(d.msg, "type int64"), 12, "type uint64");
-        rc = d.msg[0] ? -1 : 0;
-    } else if (rc == 0 && member < 0) {
-        snprintf(d.msg, sizeof d.msg,
-                 "json: cannot unmarshal number %lld into Go value of type uint64", (long long)member);
-        rc = -1;
-    }
+    if (rc == 0)
+        rc = ej_get_uint64(&d, "memberID", NULL, &member);
     if (rc == 0)
         rc = ej_get_enum(&d, "alarm", NULL, "etcdserverpb.AlarmType", types, 3, &type);
     if (rc != 0)

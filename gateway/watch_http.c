@@ -683,10 +683,11 @@ static void handle_post(gw_req *r, void *ctx)
     const char *body = gw_req_body(r, &blen);
     wj_request *reqs = NULL;
     size_t n = 0;
-    char msg[256];
+    char msg[256], *dmsg = NULL;
     bool sse = wants_sse(r);
-    if (wj_decode_requests(body, blen, &reqs, &n, msg, sizeof msg) < 0) {
-        gw_reply_error(r, 500, GRPC_UNKNOWN, msg); /* a stream's decode error: Unknown */
+    if (wj_decode_all(body, blen, &reqs, &n, &dmsg) < 0) { /* a stream's decode error: Unknown */
+        gw_reply_error(r, 500, GRPC_UNKNOWN, dmsg ? dmsg : "etcdserver: out of memory");
+        free(dmsg);
         return;
     }
     if (wh->o.max_watches_per_stream) {

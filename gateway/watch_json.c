@@ -24,161 +24,29 @@
 static const char wj_filter_type[] = "etcdserverpb.WatchCreateRequest_FilterType";
 
 /* ------------------------------------------------------------------ */
-/* decoding helpers (after etcd_json.c)                                 */
-
-static int wj_err(char *msg, size_t msglen, const char *fmt, const char *a, const char *b)
-{
-    snprintf(msg, msglen, fmt, a, b);
-    return -1;
-}
-
-/* The source text of a non-int64 number literal, for Go's messages. */
-static void wj_number_text(const ej_decoder *d, const json_t *v, char *out, size_t n)
-{
-    double x = json_is_real(v) ? json_real_value(v) : (double)json_integer_value(v);
-    for (size_t i = 0; i < d->scan.n_odd; i++) {
-        char tmp[128];
-        size_t l = d->scan.odd[i].len < sizeof tmp - 1 ? d->scan.odd[i].len : sizeof tmp - 1;
-        memcpy(tmp, d->body + d->scan.odd[i].off, l);
-        tmp[l] = 0;
-        if (strtod(tmp, NULL) == x) {
-            snprintf(out, n, "%s", tmp);
-            return;
-        }
-    }
-    snprintf(out, n, "%.17g", x);
-}
-
-/* jsonpb: the lowerCamelCase name wins over the proto name; null = unset. */
-static json_t *wj_field(json_t *obj, const char *orig, const char *camel)
-{
-    json_t *v = camel ? json_object_get(obj, camel) : NULL;
-    if (!v)
-        v = json_object_get(obj, orig);
-    return v && !json_is_null(v) ? v : NULL;
-}
-
-static int wj_int64(ej_decoder *d, json_t *o, const char *orig, const char *camel, int64_t *out)
-{
-    json_t *v = wj_field(o, orig, camel);
-    if (!v)
-        return 0;
-    if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        return 0;
-    }
-    if (json_is_real(v)) {
-        char lit[128];
-        wj_number_text(d, v, lit, sizeof lit);
-        return wj_err(d->msg, sizeof d->msg,
-                      "json: cannot unmarshal number %s into Go value of type int64%s", lit, "");
-    }
-    if (json_is_string(v))
-        return ej_parse_int64_text(json_string_value(v), json_string_length(v), out, d->msg,
-                                   sizeof d->msg);
-    return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type int64%s",
-                  ej_go_kind(v), "");
-}
-
-static int wj_bool(ej_decoder *d, json_t *o, const char *orig, const char *camel, bool *out)
-{
-    json_t *v = wj_field(o, orig, camel);
-    if (!v)
-        return 0;
-    if (json_is_boolean(v)) {
-        *out = json_is_true(v);
-        return 0;
-    }
-    return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type bool%s",
-                  ej_go_kind(v), "");
-}
-
-static int wj_bytes(ej_decoder *d, json_t *o, const char *orig, const char *camel, kv_bytes *out)
-{
-    json_t *v = wj_field(o, orig, camel);
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return wj_err(d->msg, sizeof d->msg,
-                      "json: cannot unmarshal %s into Go value of type []uint8%s", ej_go_kind(v), "");
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v), len = 0, bad = 0;
-    kv_bytes_free(out);
-    if (n == 0)
-        return 0;
-    uint8_t *p = malloc(b64_decoded_max(n));
-    if (!p)
-        return wj_err(d->msg, sizeof d->msg, "etcdserver: out of memory%s%s", "", "");
-    if (b64_decode(s, n, p, &len, &bad) != 0) {
-        free(p);
-        snprintf(d->msg, sizeof d->msg, "illegal base64 data at input byte %zu", bad);
-        return -1;
-    }
-    if (len == 0) {
-        free(p);
-        p = NULL;
-    }
-    out->data = p;
-    out->len = len;
-    return 0;
-}
+/* decoding: etcd_json.c's field readers (ej_obj_*), so numbers, strings
+ * and their messages are read as for the unary calls                    */
 
 /* repeated FilterType: names NOPUT / NODELETE or any int32. */
 static int wj_filters(ej_decoder *d, json_t *o, wj_request *r)
 {
-    json_t *v = wj_field(o, "filters", NULL);
-    if (!v)
+    static const char *const names[] = {"NOPUT", "NODELETE"};
+    json_t *v = json_object_get(o, "filters");
+    if (!v || json_is_null(v))
         return 0;
     if (json_is_string(v))
-        return wj_err(d->msg, sizeof d->msg, "invalid target \"slice\" for enum %s%s",
-                      wj_filter_type, "");
+        return ej_errf(d, "invalid target \"slice\" for enum %s", wj_filter_type);
     if (!json_is_array(v))
-        return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type []%s",
-                      ej_go_kind(v), wj_filter_type);
+        return ej_errf(d, "json: cannot unmarshal %s into Go value of type []%s", ej_go_kind(v),
+                       wj_filter_type);
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
-        json_int_t x = -1;
+        int x = -1;
         if (json_is_null(e))
             continue;
-        if (json_is_string(e)) {
-            const char *s = json_string_value(e);
-            size_t l = json_string_length(e);
-            if (l == 5 && memcmp(s, "NOPUT", 5) == 0)
-                x = 0;
-            else if (l == 8 && memcmp(s, "NODELETE", 8) == 0)
-                x = 1;
-            else {
-                char q[160];
-                size_t k = 0;
-                for (size_t j = 0; j < l && k < sizeof q - 8; j++) {
-                    unsigned char c = (unsigned char)s[j];
-                    if (c == '"' || c == '\\') {
-                        q[k++] = '\\';
-                        q[k++] = (char)c;
-                    } else if (c < 0x20 || c == 0x7f) {
-                        k += (size_t)snprintf(q + k, sizeof q - k, "\\x%02x", c);
-                    } else {
-                        q[k++] = (char)c;
-                    }
-                }
-                q[k] = 0;
-                return wj_err(d->msg, sizeof d->msg, "unknown value \"%s\" for enum %s", q,
-                              wj_filter_type);
-            }
-        } else if (json_is_integer(e) && json_integer_value(e) >= INT32_MIN &&
-                   json_integer_value(e) <= INT32_MAX) {
-            x = json_integer_value(e);
-        } else if (json_is_number(e)) {
-            char lit[128], m[160];
-            wj_number_text(d, e, lit, sizeof lit);
-            snprintf(m, sizeof m, "number %s", lit);
-            return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type %s",
-                          m, wj_filter_type);
-        } else {
-            return wj_err(d->msg, sizeof d->msg, "json: cannot unmarshal %s into Go value of type %s",
-                          ej_go_kind(e), wj_filter_type);
-        }
+        if (ej_enum_value(d, e, wj_filter_type, names, 2, &x) != 0)
+            return -1;
         if (x == 0)
             r->filter_noput = true;
         else if (x == 1)
@@ -188,32 +56,19 @@ static int wj_filters(ej_decoder *d, json_t *o, wj_request *r)
     return 0;
 }
 
-static int wj_message(ej_decoder *d, json_t *v, json_t **out)
-{
-    *out = NULL;
-    if (!v)
-        return 0;
-    if (!json_is_object(v))
-        return wj_err(d->msg, sizeof d->msg,
-                      "json: cannot unmarshal %s into Go value of type map[string]json.RawMessage%s",
-                      ej_go_kind(v), "");
-    *out = v;
-    return 0;
-}
-
 static int wj_dec_create(ej_decoder *d, json_t *o, wj_request *r)
 {
     r->kind = WJ_CREATE;
     if (!o)
         return 0;
-    if (wj_bytes(d, o, "key", NULL, &r->key) ||
-        wj_bytes(d, o, "range_end", "rangeEnd", &r->range_end) ||
-        wj_int64(d, o, "start_revision", "startRevision", &r->start_revision) ||
-        wj_bool(d, o, "progress_notify", "progressNotify", &r->progress_notify) ||
+    if (ej_obj_bytes(d, o, "key", NULL, &r->key) ||
+        ej_obj_bytes(d, o, "range_end", "rangeEnd", &r->range_end) ||
+        ej_obj_int64(d, o, "start_revision", "startRevision", &r->start_revision) ||
+        ej_obj_bool(d, o, "progress_notify", "progressNotify", &r->progress_notify) ||
         wj_filters(d, o, r) ||
-        wj_bool(d, o, "prev_kv", "prevKv", &r->prev_kv) ||
-        wj_int64(d, o, "watch_id", "watchId", &r->watch_id) ||
-        wj_bool(d, o, "fragment", NULL, &r->fragment))
+        ej_obj_bool(d, o, "prev_kv", "prevKv", &r->prev_kv) ||
+        ej_obj_int64(d, o, "watch_id", "watchId", &r->watch_id) ||
+        ej_obj_bool(d, o, "fragment", NULL, &r->fragment))
         return -1;
     return 0;
 }
@@ -240,14 +95,14 @@ static int wj_dec_request(ej_decoder *d, wj_request *r)
         for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
             if (strcmp(k, members[i].orig) != 0 && strcmp(k, members[i].camel) != 0)
                 continue;
-            if (wj_message(d, wj_field(root, members[i].orig, members[i].camel), &o) < 0)
+            if (ej_obj_message(d, root, members[i].orig, members[i].camel, &o) < 0)
                 return -1;
             switch (members[i].kind) {
             case WJ_CREATE:
                 return wj_dec_create(d, o, r);
             case WJ_CANCEL:
                 r->kind = WJ_CANCEL;
-                return o ? wj_int64(d, o, "watch_id", "watchId", &r->cancel_id) : 0;
+                return o ? ej_obj_int64(d, o, "watch_id", "watchId", &r->cancel_id) : 0;
             case WJ_PROGRESS:
                 r->kind = WJ_PROGRESS;
                 return 0;
@@ -272,13 +127,13 @@ void wj_requests_free(wj_request *reqs, size_t n)
     free(reqs);
 }
 
-int wj_decode_requests(const char *body, size_t len, wj_request **out, size_t *n,
-                       char *msg, size_t msglen)
+int wj_decode_all(const char *body, size_t len, wj_request **out, size_t *n, char **msg)
 {
     wj_request *reqs = NULL;
     size_t cnt = 0, cap = 0, off = 0;
     *out = NULL;
     *n = 0;
+    *msg = NULL;
     for (;;) {
         ej_decoder d;
         gojson_scan sc;
@@ -289,31 +144,26 @@ int wj_decode_requests(const char *body, size_t len, wj_request **out, size_t *n
             break;
         /* on a syntax error ej_decoder_init rescans and reports it */
         size_t vlen = rc == GOJSON_OK ? sc.end : len - off;
-        if (ej_decoder_init(&d, body + off, vlen) < 0) {
-            if (cnt == 0) {
-                snprintf(msg, msglen, "%s", d.msg);
-                ej_decoder_done(&d);
-                return -1;
-            }
-            ej_decoder_done(&d);
-            break;
-        }
-        if (cnt == cap) {
+        bool ok = ej_decoder_init(&d, body + off, vlen) == 0;
+        if (ok && cnt == cap) {
             size_t ncap = cap ? cap * 2 : 4;
             wj_request *p = realloc(reqs, ncap * sizeof *p);
             if (!p) {
                 ej_decoder_done(&d);
                 wj_requests_free(reqs, cnt);
-                snprintf(msg, msglen, "etcdserver: out of memory");
                 return -1;
             }
             reqs = p;
             cap = ncap;
         }
-        if (wj_dec_request(&d, &reqs[cnt]) < 0) {
+        if (ok && wj_dec_request(&d, &reqs[cnt]) < 0) {
             wj_request_free(&reqs[cnt]);
+            ok = false;
+        }
+        if (!ok) {
+            /* a bad first value fails the stream; a later one ends the list */
             if (cnt == 0) {
-                snprintf(msg, msglen, "%s", d.msg);
+                *msg = strdup(d.msg); /* NULL: out of memory */
                 ej_decoder_done(&d);
                 free(reqs);
                 return -1;
@@ -328,6 +178,17 @@ int wj_decode_requests(const char *body, size_t len, wj_request **out, size_t *n
     *out = reqs;
     *n = cnt;
     return 0;
+}
+
+int wj_decode_requests(const char *body, size_t len, wj_request **out, size_t *n,
+                       char *msg, size_t msglen)
+{
+    char *m = NULL;
+    int rc = wj_decode_all(body, len, out, n, &m);
+    if (rc != 0 && msglen)
+        snprintf(msg, msglen, "%s", m ? m : "etcdserver: out of memory");
+    free(m);
+    return rc;
 }
 
 void wj_to_create(const wj_request *req, watch_create_req *out)

@@ -66,9 +66,12 @@ typedef struct wj_request {
 } wj_request;
 
 /* Decodes every WatchRequest of a body.  Returns 0 with *out / *n (n may be
- * 0, *out then NULL), or -1 with msg set when the first value is bad.
- * Values after the first bad one are ignored (as etcd).  -1 with msg
- * "etcdserver: out of memory" on ENOMEM. */
+ * 0, *out then NULL), or -1 when the first value is bad, with *msg a new
+ * string (free it) holding etcd's message, of any length (NULL: out of
+ * memory, "etcdserver: out of memory").  Values after the first bad one
+ * are ignored (as etcd). */
+int wj_decode_all(const char *body, size_t len, wj_request **out, size_t *n, char **msg);
+/* The same with the message copied (truncated) into msg[0..msglen). */
 int wj_decode_requests(const char *body, size_t len, wj_request **out, size_t *n,
                        char *msg, size_t msglen);
 void wj_requests_free(wj_request *reqs, size_t n);

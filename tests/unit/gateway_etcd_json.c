@@ -3,6 +3,7 @@
  * string below is what etcd 3.4.23's gateway produced for the same request
  * or state (cluster/member ids replaced by the test header's).
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "etcd_json.h"
@@ -39,24 +40,28 @@ static char *str(gwbuf *b)
 /* Decodes body as a range request; returns the error message or NULL. */
 static const char *range_err(const char *body, kv_range_req *out)
 {
-    static ej_decoder d;
+    static char m[4096];
+    ej_decoder d;
     memset(out, 0, sizeof *out);
     int rc = ej_decoder_init(&d, body, strlen(body));
     if (rc == 0)
         rc = ej_decode_range(&d, out);
+    snprintf(m, sizeof m, "%s", d.msg);
     ej_decoder_done(&d);
-    return rc ? d.msg : NULL;
+    return rc ? m : NULL;
 }
 
 static const char *put_err(const char *body, kv_put_req *out)
 {
-    static ej_decoder d;
+    static char m[4096];
+    ej_decoder d;
     memset(out, 0, sizeof *out);
     int rc = ej_decoder_init(&d, body, strlen(body));
     if (rc == 0)
         rc = ej_decode_put(&d, out);
+    snprintf(m, sizeof m, "%s", d.msg);
     ej_decoder_done(&d);
-    return rc ? d.msg : NULL;
+    return rc ? m : NULL;
 }
 
 int main(void)
