@@ -34,11 +34,17 @@ static int wj_filters(ej_decoder *d, json_t *o, wj_request *r)
     json_t *v = json_object_get(o, "filters");
     if (!v || json_is_null(v))
         return 0;
-    if (json_is_string(v))
+    if (json_is_string(v)) {
+        /* jsonpb looks a string up as an enum name first: an unknown one
+         * is refused as such, a known one because the field is a slice */
+        int x;
+        if (ej_enum_value(d, v, wj_filter_type, names, 2, &x) != 0)
+            return -1;
         return ej_errf(d, "invalid target \"slice\" for enum %s", wj_filter_type);
+    }
     if (!json_is_array(v))
-        return ej_errf(d, "json: cannot unmarshal %s into Go value of type []%s", ej_go_kind(v),
-                       wj_filter_type);
+        return ej_errf(d, "json: cannot unmarshal %s into Go value of type []json.RawMessage",
+                       ej_go_kind(v));
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
