@@ -448,6 +448,117 @@ int main(void)
             kv_op_free(&req.op);
         }
     }
+    TEST("long literals and user text are quoted whole (etcd 3.4.23's texts)") {
+        /* body and expected message built from a repeated part */
+        static char body[8192], want[8192], rep[2048];
+        struct {
+            const char *fmt_body, *fmt_want;
+            char c;
+            int n;
+        } c[] = {
+            {"{\"key\":\"YQ==\",\"limit\":%s}", "json: cannot unmarshal number %s into Go value of type int64", '1', 600},
+            {"{\"key\":\"YQ==\",\"limit\":\"%s\"}", "json: cannot unmarshal number %s into Go value of type int64", '1', 600},
+            {"{\"key\":\"YQ==\",\"limit\":-%s}", "json: cannot unmarshal number -%s into Go value of type int64", '9', 700},
+            {"{\"key\":\"YQ==\",\"limit\":1.%se400}", "json: cannot unmarshal number 1.%se400 into Go value of type int64", '0', 600},
+            {"{\"key\":\"YQ==\",\"sort_order\":\"%s\"}", "unknown value \"%s\" for enum etcdserverpb.RangeRequest_SortOrder", 'X', 600},
+            {"{\"key\":\"YQ==\",\"sort_target\":\"%s\"}", "unknown value \"%s\" for enum etcdserverpb.RangeRequest_SortTarget", 'Y', 1500},
+            {"{\"key\":\"YQ==\",\"sort_order\":%s}", "json: cannot unmarshal number %s into Go value of type etcdserverpb.RangeRequest_SortOrder", '2', 600},
+            {"{\"key\":[%s]}", "json: cannot unmarshal number %s into Go value of type uint8", '3', 600},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+            kv_range_req r;
+            memset(rep, c[i].c, (size_t)c[i].n);
+            rep[c[i].n] = 0;
+            snprintf(body, sizeof body, c[i].fmt_body, rep);
+            snprintf(want, sizeof want, c[i].fmt_want, rep);
+            const char *m = range_err(body, &r);
+            if (!m || strcmp(m, want) != 0)
+                fprintf(stderr, "  case %zu: %.200s\n", i, m ? m : "(accepted)");
+            CHECK(m && strcmp(m, want) == 0);
+            kv_range_req_free(&r);
+        }
+    }
+    TEST("numbers: -0, sentinels beyond 16, the same value twice, raw string text") {
+        kv_range_req r;
+        struct { const char *body, *msg; } c[] = {
+            /* the second literal has the same value as the first one */
+            {"{\"key\":\"YQ==\",\"a\":5.50,\"limit\":5.5}", "json: cannot unmarshal number 5.5 into Go value of type int64"},
+            {"{\"a\":[1.1,1.2,1.3,1.4,1.5,1.6,1.7,1.8,1.9,2.1,2.2,2.3,2.4,2.5,2.6,2.7,2.8],\"key\":\"YQ==\",\"limit\":2.50}",
+             "json: cannot unmarshal number 2.50 into Go value of type int64"},
+            {"{\"a\":[1e999,2e999,3e999,4e999,5e999,6e999,7e999,8e999,9e999,1e998,2e998,3e998,4e998,5e998,6e998,7e998,8e998],"
+             "\"key\":\"YQ==\",\"limit\":9e998}", "json: cannot unmarshal number 9e998 into Go value of type int64"},
+            {"{\"key\":\"YQ==\",\"limit\":4611686018427387904,\"sort_order\":4611686018427387904}",
+             "json: cannot unmarshal number 4611686018427387904 into Go value of type etcdserverpb.RangeRequest_SortOrder"},
+            {"{\"key\":\"YQ==\",\"limit\":\"\\u0031\"}", "invalid character '\\\\' looking for beginning of value"},
+            {"{\"key\":\"YQ==\",\"limit\":\"1\\/\"}", "invalid character '\\\\' after top-level value"},
+            {"{\"key\":\"YQ==\",\"sort_order\":\"\\u0041SCEND\"}",
+             "unknown value \"\\\\u0041SCEND\" for enum etcdserverpb.RangeRequest_SortOrder"},
+            {"{\"key\":\"YQ==\",\"sort_order\":\"A\\nB\"}",
+             "unknown value \"A\\\\nB\" for enum etcdserverpb.RangeRequest_SortOrder"},
+            {"{\"key\":\"YQ==\",\"sort_order\":\"A\xc3\xa9\xc2\xa0\xe2\x80\x8b\x7f\xff\xf0\x9f\x98\x80\xf3\xa0\x80\x81\"}",
+             "unknown value \"A\xc3\xa9\\u00a0\\u200b\\x7f\\xff\xf0\x9f\x98\x80\\U000e0001\" for enum etcdserverpb.RangeRequest_SortOrder"},
+            {"{\"key\":\"YQ==\",\"limit\":\"1\xff\"}", "invalid character '\xc3\xbf' after top-level value"},
+            {"{\"key\":[-0]}", "json: cannot unmarshal number -0 into Go value of type uint8"},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+            const char *m = range_err(c[i].body, &r);
+            if (!m || strcmp(m, c[i].msg) != 0)
+                fprintf(stderr, "  case %zu\n", i);
+            CHECK_EQ_STR(m ? m : "(accepted)", c[i].msg);
+            kv_range_req_free(&r);
+        }
+        /* accepted: -0 for int64 and enums, escapes in bytes and keys */
+        CHECK(range_err("{\"k\\u0065y\":\"YQ\\u003d\\u003d\",\"limit\":-0,\"sort_order\":-0,\"revision\":\"-0\"}", &r) == NULL);
+        CHECK_MEM(r.key.data, r.key.len, "a", 1);
+        CHECK_EQ_INT(r.limit, 0);
+        kv_range_req_free(&r);
+        CHECK(range_err("{\"key\":\"YQ==\",\"limit\":\" 7 \",\"sort_order\":\"DESCEND\",\"x\":\"\\u0041\"}", &r) == NULL);
+        CHECK_EQ_INT(r.limit, 7);
+        CHECK_EQ_INT(r.sort_order, 2);
+        kv_range_req_free(&r);
+    }
+    TEST("uint64 fields (AlarmRequest.memberID)") {
+        struct { const char *body; int rc; uint64_t v; const char *msg; } c[] = {
+            {"{\"memberID\":18446744073709551615}", 0, 18446744073709551615ull, ""},
+            {"{\"memberID\":\"18446744073709551615\"}", 0, 18446744073709551615ull, ""},
+            {"{\"memberID\":18446744073709551616}", -1, 0,
+             "json: cannot unmarshal number 18446744073709551616 into Go value of type uint64"},
+            {"{\"memberID\":-1}", -1, 0, "json: cannot unmarshal number -1 into Go value of type uint64"},
+            {"{\"memberID\":-0}", -1, 0, "json: cannot unmarshal number -0 into Go value of type uint64"},
+            {"{\"memberID\":\"-0\"}", -1, 0, "json: cannot unmarshal number -0 into Go value of type uint64"},
+            {"{\"memberID\":1.0}", -1, 0, "json: cannot unmarshal number 1.0 into Go value of type uint64"},
+            {"{\"memberID\":true}", -1, 0, "json: cannot unmarshal bool into Go value of type uint64"},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+            ej_decoder d;
+            uint64_t v = 0;
+            CHECK_EQ_INT(ej_decoder_init(&d, c[i].body, strlen(c[i].body)), 0);
+            CHECK_EQ_INT(ej_get_uint64(&d, "memberID", NULL, &v), c[i].rc);
+            CHECK_EQ_STR(d.msg, c[i].msg);
+            if (c[i].rc == 0)
+                CHECK(v == c[i].v);
+            ej_decoder_done(&d);
+        }
+    }
+    TEST("ej_errf: any length, replaces and frees the previous message") {
+        ej_decoder d;
+        static char big[5000];
+        memset(big, 'z', sizeof big - 1);
+        CHECK_EQ_INT(ej_decoder_init(&d, "{}", 2), 0);
+        CHECK_EQ_STR(d.msg, "");
+        CHECK_EQ_INT(ej_errf(&d, "a %s b", big), -1);
+        CHECK_EQ_INT(strlen(d.msg), sizeof big - 1 + 4);
+        CHECK_EQ_INT(ej_errf(&d, "short %d", 5), -1);
+        CHECK_EQ_STR(d.msg, "short 5");
+        CHECK_EQ_INT(ej_errf(&d, "again: %s", d.msg), -1); /* the old message as an argument */
+        CHECK_EQ_STR(d.msg, "again: short 5");
+        ej_decoder_done(&d);
+        CHECK_EQ_STR(d.msg, "");
+        char m[16];
+        int64_t v;
+        CHECK_EQ_INT(ej_parse_int64_text("1.5", 3, &v, m, sizeof m), -1);
+        CHECK_EQ_STR(m, "json: cannot un"); /* truncated copy for fixed buffers */
+    }
     TEST("decode compaction") {
         ej_decoder d;
         kv_compact_req c = {0, false};

@@ -73,6 +73,28 @@ int main(void)
         CHECK_EQ_INT(o.odd[0].len, 3);
         CHECK_EQ_INT(o.odd[2].len, 20);
     }
+    TEST("Go's strconv.Quote (%q of enum names)") {
+        static const struct { const char *in; const char *out; } c[] = {
+            {"abc", "\"abc\""},
+            {"a\"b\\c", "\"a\\\"b\\\\c\""},
+            {"\a\b\f\n\r\t\v\x01\x7f", "\"\\a\\b\\f\\n\\r\\t\\v\\x01\\x7f\""},
+            {"\xc3\xa9\xc2\xa0\xc2\xad\xc2\x85", "\"\xc3\xa9\\u00a0\\u00ad\\u0085\""},
+            {"\xe2\x80\x8b\xe2\x80\xa8\xef\xbb\xbf\xee\x80\x80", "\"\\u200b\\u2028\\ufeff\\ue000\""},
+            {"\xf0\x9f\x98\x80\xf3\xa0\x80\x81\xf4\x8f\xbf\xbf", "\"\xf0\x9f\x98\x80\\U000e0001\\U0010ffff\""},
+            {"\xff\xc3\xe0\x80\x80\xed\xa0\x80", "\"\\xff\\xc3\\xe0\\x80\\x80\\xed\\xa0\\x80\""},
+            {"\xe0\xa1\xb0", "\"\\u0870\""}, /* assigned in Unicode 14: not printable in Go 1.19 */
+            {"\xe4\xb8\xad \xef\xbf\xbd", "\"\xe4\xb8\xad \xef\xbf\xbd\""},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+            char out[256];
+            size_t n = gojson_quote(c[i].in, strlen(c[i].in), out);
+            CHECK_EQ_STR(out, c[i].out);
+            CHECK_EQ_INT(n, strlen(c[i].out));
+        }
+        char out[4 * 4 + 3];
+        CHECK_EQ_INT(gojson_quote("\x7f\x7f\x7f\x7f", 4, out), 18); /* the worst case fits 4n+3 */
+        CHECK(gojson_is_print(' ') && !gojson_is_print('\t') && !gojson_is_print(0x110000));
+    }
     TEST("depth limit") {
         static char deep[10010 * 2];
         for (int i = 0; i < 10005; i++)

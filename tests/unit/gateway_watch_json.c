@@ -310,5 +310,58 @@ int main(void)
         buf_free(&b);
     }
 
+    TEST("long literals in watch requests are quoted whole (no sentinel), message allocated") {
+        static char body[4096], want[4096], rep[1024];
+        struct { const char *fb, *fw; } c[] = {
+            {"{\"create_request\":{\"key\":\"YQ==\",\"start_revision\":%s}}",
+             "json: cannot unmarshal number %s into Go value of type int64"},
+            {"{\"create_request\":{\"key\":\"YQ==\",\"start_revision\":\"%s\"}}",
+             "json: cannot unmarshal number %s into Go value of type int64"},
+            {"{\"create_request\":{\"key\":\"YQ==\",\"watch_id\":%se5}}",
+             "json: cannot unmarshal number %se5 into Go value of type int64"},
+            {"{\"cancel_request\":{\"watch_id\":%s}}", "json: cannot unmarshal number %s into Go value of type int64"},
+            {"{\"create_request\":{\"key\":\"YQ==\",\"filters\":[%s]}}",
+             "json: cannot unmarshal number %s into Go value of type etcdserverpb.WatchCreateRequest_FilterType"},
+            {"{\"create_request\":{\"key\":[%s]}}", "json: cannot unmarshal number %s into Go value of type uint8"},
+        };
+        memset(rep, '1', 600);
+        rep[600] = 0;
+        for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+            char *m = NULL;
+            snprintf(body, sizeof body, c[i].fb, rep);
+            snprintf(want, sizeof want, c[i].fw, rep);
+            r = (wj_request *)1;
+            CHECK_EQ_INT(wj_decode_all(body, strlen(body), &r, &n, &m), -1);
+            CHECK(m && strcmp(m, want) == 0);
+            if (m && strcmp(m, want) != 0)
+                fprintf(stderr, "  case %zu: %.120s\n", i, m);
+            CHECK(r == NULL);
+            free(m);
+        }
+        static const struct { const char *body, *msg; } e[] = {
+            {"{\"create_request\":{\"key\":\"YQ==\",\"filters\":[\"\\u004eOPUT\"]}}",
+             "unknown value \"\\\\u004eOPUT\" for enum etcdserverpb.WatchCreateRequest_FilterType"},
+            {"{\"create_request\":{\"key\":\"YQ==\",\"filters\":\"x\"}}",
+             "unknown value \"x\" for enum etcdserverpb.WatchCreateRequest_FilterType"},
+            {"{\"create_request\":{\"key\":\"YQ==\",\"filters\":{}}}",
+             "json: cannot unmarshal object into Go value of type []json.RawMessage"},
+            {"{\"create_request\":{\"start_revision\":\"\\u0031\"}}", "invalid character '\\\\' looking for beginning of value"},
+        };
+        for (size_t i = 0; i < sizeof e / sizeof *e; i++) {
+            char *m = NULL;
+            CHECK_EQ_INT(wj_decode_all(e[i].body, strlen(e[i].body), &r, &n, &m), -1);
+            CHECK_EQ_STR(m ? m : "(null)", e[i].msg);
+            free(m);
+        }
+        /* accepted: byte arrays, -0, escapes in bytes */
+        char *m = NULL;
+        const char *ok = "{\"create_request\":{\"key\":[97,98],\"range_end\":\"Yw\\u003d\\u003d\",\"start_revision\":-0,"
+                         "\"filters\":[-0]}}";
+        CHECK_EQ_INT(wj_decode_all(ok, strlen(ok), &r, &n, &m), 0);
+        CHECK(m == NULL && n == 1 && bytes_is(&r[0].key, "ab") && bytes_is(&r[0].range_end, "c"));
+        CHECK(r[0].filter_noput && r[0].start_revision == 0);
+        wj_requests_free(r, n);
+    }
+
     return TEST_REPORT();
 }
