@@ -19,7 +19,20 @@ a fresh copy and starts kvgate on it:
     key is there;
   - a data dir kvgate may not read (chmod 000, kvgate run as nobody:
     root ignores permissions, so that variant needs setpriv; skipped
-    without it).
+    without it);
+  - a MANIFEST and CURRENT that still name the column families but whose
+    files are gone or empty: every .sst emptied, every .sst and the WAL
+    removed (refused: the MANIFEST names tables that are not there); the
+    WAL alone removed after a clean stop (everything was flushed to tables:
+    every key is there);
+  - a data dir that is a file; one of another program (random files:
+    refused, untouched); a RocksDB database of another program (made with
+    RocksDB's ldb tool, skipped without it): one with data in its default
+    column family and one with its own column family are refused and left
+    as they were, an empty one (what an interrupted first start leaves)
+    becomes a store.
+
+A WAL damaged before its writes reached a table file: test_wal_corrupt.py.
 """
 import glob
 import os
@@ -121,6 +134,8 @@ DAMAGE = {
     "sst-truncated": lambda d: truncate(biggest_sst(d), 1000),
     "sst-missing": lambda d: os.remove(biggest_sst(d)),
     "sst-footer-garbled": lambda d: garble(biggest_sst(d), os.path.getsize(biggest_sst(d)) - 40, 40),
+    "sst-all-emptied": lambda d: [truncate(f, 0) for f in one(d, "*.sst")],
+    "sst-and-wal-removed": lambda d: [os.remove(f) for f in one(d, "*.sst") + one(d, "*.log")],
 }
 
 
@@ -172,6 +187,15 @@ def test_sst_garbled_data_block_never_answers_wrong_data(kvgate_factory, damaged
 
 
 @pytest.mark.timeout(60)
+def test_wal_removed_after_a_clean_stop(kvgate_factory, damaged):
+    """pristine was defragmented (flushed) before its clean stop: the WAL
+    holds nothing acknowledged, so without it every key is still there."""
+    for f in one(damaged, "*.log"):
+        os.remove(f)
+    check_all_or_error(kvgate_factory, damaged, must_work=True)
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["garbled", "missing"])
 def test_options_files_are_not_needed(kvgate_factory, damaged, how):
     for f in one(damaged, "OPTIONS-*"):
@@ -200,3 +224,92 @@ def test_unreadable_data_dir(kvgate_binary, damaged):
         assert damaged in line and ("ermission" in line or "usable" in line), line
     finally:
         os.chmod(damaged, 0o700)
+
+
+def tree(d):
+    """{relative path: bytes} of every file under d."""
+    out = {}
+    for root, _, files in os.walk(d):
+        for f in files:
+            p = os.path.join(root, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, d)] = fh.read()
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_data_dir_is_a_file(kvgate_binary):
+    f = os.path.join(mktemp("kvtest-corrupt-"), "data")
+    with open(f, "w") as fh:
+        fh.write("not a directory\n")
+    line = refused(run(kvgate_binary, f))
+    assert f in line and "not a directory" in line, line
+    with open(f) as fh:
+        assert fh.read() == "not a directory\n"
+
+
+@pytest.mark.timeout(60)
+def test_data_dir_of_another_program(kvgate_binary):
+    d = os.path.join(mktemp("kvtest-corrupt-"), "data")
+    os.makedirs(os.path.join(d, "sub"))
+    rnd = bytes((i * 7919 + 13) & 0xFF for i in range(5000))
+    for name, data in [("000001.log", rnd), ("MANIFEST-000001", rnd[:300]), ("notes.txt", b"hello\n"),
+                       ("sub/x.sst", rnd[100:900]), ("OPTIONS-000003", b"[Version]\n")]:
+        with open(os.path.join(d, name), "wb") as fh:
+            fh.write(data)
+    before = tree(d)
+    for _ in range(2):
+        line = refused(run(kvgate_binary, d))
+        assert d in line, line
+    assert tree(d) == before, "kvgate changed a data dir it refused"
+
+
+LDB = shutil.which("ldb") or shutil.which("rocksdb_ldb")
+
+
+def ldb(*args):
+    r = subprocess.run([LDB] + list(args), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "OK" in r.stdout, (args, r.stdout, r.stderr)
+
+
+FOREIGN = {
+    # data in the default column family (kvgate never writes there)
+    "default-data": [["put", "user:1", "alice"]],
+    # a column family kvgate does not have
+    "own-family": [["put", "a", "b"], ["create_column_family", "users"]],
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", sorted(FOREIGN))
+def test_rocksdb_of_another_program_is_refused_and_untouched(kvgate_binary, how):
+    if LDB is None:
+        pytest.skip("RocksDB's ldb tool is missing (Debian rocksdb-tools; tests/deps.sh installs it)")
+    d = os.path.join(mktemp("kvtest-corrupt-"), "data")
+    for cmd in FOREIGN[how]:
+        ldb("--db=" + d, "--create_if_missing", *cmd) if cmd[0] == "put" else ldb("--db=" + d, *cmd)
+    before = tree(d)
+    for _ in range(2):
+        line = refused(run(kvgate_binary, d))
+        assert d in line and "another program" in line, line
+    assert tree(d) == before, "kvgate changed another program's database"
+
+
+@pytest.mark.timeout(60)
+def test_empty_rocksdb_becomes_a_store(kvgate_factory):
+    """Only the default column family and nothing in it: what a first
+    start killed before it added its column families leaves."""
+    if LDB is None:
+        pytest.skip("RocksDB's ldb tool is missing (Debian rocksdb-tools; tests/deps.sh installs it)")
+    d = os.path.join(mktemp("kvtest-corrupt-"), "data")
+    # ldb cannot create a database without writing to it: empty its WAL
+    # (nothing reached a table file yet)
+    ldb("--db=" + d, "--create_if_missing", "put", "a", "b")
+    assert not glob.glob(os.path.join(d, "*.sst"))
+    for f in one(d, "*.log"):
+        truncate(f, 0)
+    k = kvgate_factory(data_dir=d)
+    c = k.client()
+    assert c.revision() == 1
+    assert c.put("k", "v")["header"]["revision"] == "2"
+    assert k.stop() == 0
