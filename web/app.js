@@ -157,19 +157,10 @@ async function openView(prefixText) {
     onState: (s) => { if (my === S.gen) setConn(s); },
   };
   if (startRev === null) wopts.initial = true; else wopts.startRevision = startRev;
+  // markers: one {type: "synced"} item, in order, right after the snapshot
+  if (wopts.initial) wopts.markers = true;
   const w = kv.watch(key, wopts);
   S.watch = w;
-  if (wopts.initial) {
-    // synced resolves once the snapshot is queued; a macrotask later the
-    // consumer below has taken it all
-    w.synced.then((rev) => setTimeout(() => {
-      if (my !== S.gen) return;
-      view.loaded = true;
-      note(`Listed ${fmtInt(view.keys.length)} key${view.keys.length === 1 ? "" : "s"} at revision ${rev}; live from here.`);
-      S.dirty.list = S.dirty.status = true;
-      schedule();
-    }), () => {});
-  }
   consume(w, view, my, prefixText);
 }
 
@@ -185,6 +176,15 @@ async function consume(w, view, my, prefixText) {
         await new Promise((ok) => setTimeout(ok, 0));
         if (my !== S.gen) return;
         slice = performance.now();
+      }
+      if (ev.type === "synced") {
+        // the snapshot is all in: the view is complete at this revision
+        view.loaded = true;
+        if (Number(ev.revision) > view.rev) view.rev = Number(ev.revision);
+        note(`Listed ${fmtInt(view.keys.length)} key${view.keys.length === 1 ? "" : "s"} at revision ${ev.revision}; live from here.`);
+        S.dirty.list = S.dirty.status = true;
+        schedule();
+        continue;
       }
       const k = bstr(ev.kv.keyBytes);
       const rev = Number(ev.revision);

@@ -225,7 +225,11 @@
  * @property {number} [maxRetryMs]   default 2000
  * @property {number} [maxRetries]   consecutive failed reconnects before giving up (default Infinity)
  * @property {number} [idleTimeoutMs] reconnect when nothing (not even a heartbeat) came for this long
- *   (default 45000: three of kvgate's default --sse-heartbeat; 0: never)
+ *   (default 45000: three of kvgate's default --sse-heartbeat; 0: never).  fetch transport only: an
+ *   EventSource does not show the heartbeat comments
+ * @property {"auto" | "eventsource" | "fetch"} [transport]  "auto" (default): the browser's EventSource
+ *   where there is one (and no custom fetch or headers, and the key has no NUL byte), else fetch
+ *   with a streaming reader (Node)
  */
 
 /**
@@ -567,6 +571,7 @@ export class Client {
     this.endpoint = String(endpoint || defaultEndpoint()).replace(/\/+$/, "");
     this.headers = options.headers || {};
     this._fetch = options.fetch || ((...a) => globalThis.fetch(...a));
+    this._customFetch = !!options.fetch;
     this.timeoutMs = options.timeoutMs ?? 30000;
     /** lease calls: grant, keepAlive, revoke, timeToLive, list */
     this.lease = new Leases(this);
@@ -962,9 +967,11 @@ export class Watch {
     // GET query values are C strings on the server: a NUL byte in the key or
     // range end needs the POST form (JSON, base64), which has no `initial`
     // (emulated with a range, then a watch from the next revision).
-    this._post = k.includes(0) || (end !== null && !isZero(end) && end.includes(0));
+    // every key (key "\0" from there on) is an empty key with from_key on the GET form
+    const all = isZero(k) && isZero(end);
+    this._post = !all && (k.includes(0) || (end !== null && !isZero(end) && end.includes(0)));
     const p = [];
-    p.push(["key", pctBytes(k)]);
+    p.push(["key", all ? "" : pctBytes(k)]);
     if (o.prefix) p.push(["prefix", "true"]);
     else if (end !== null && isZero(end)) p.push(["from_key", "true"]);
     else if (end !== null) p.push(["range_end", pctBytes(end)]);
@@ -1059,118 +1066,197 @@ export class Watch {
     const sig = this._ctl.signal;
     const ctl = new AbortController();
     const unlink = link(sig, ctl);
-    let created = false;
     try {
       this.connections++;
       const rq = await this._request();
-      let res;
-      try {
-        res = await this._c._fetch(rq.url, { ...rq.init, cache: "no-store", signal: ctl.signal });
-      } catch (e) {
-        throw new KvgateError(`kvgate: watch: ${e && e.message ? e.message : e}`, { code: 14, cause: e });
+      if (this._useEventSource(rq)) {
+        // a start revision (or a resume point) may have been compacted: a
+        // refused EventSource tells neither its status nor its body (and
+        // Chromium logs a console error), so ask with fetch first
+        if (this._reqStart !== null) await this._probe(rq, ctl.signal);
+        return await this._connectEventSource(rq.url, ctl.signal);
       }
-      if (!res.ok) {
-        const text = await res.text().catch(() => "");
-        let body;
-        try { body = JSON.parse(text); } catch { body = undefined; }
-        const err = errorFrom(res.status, body, text.trim());
-        if (res.status === 429) err.body = { ...(body || {}), retryAfter: res.headers.get("Retry-After") };
-        if (err instanceof CompactedError) this.compactRevision = err.compactRevision ?? null;
-        throw err;
-      }
-      if (!res.body) throw new KvgateError("kvgate: watch: no response body", { code: 13 });
-      const reader = res.body.getReader();
-      const td = new TextDecoder();
-      const parser = new SseParser();
-      let snapshot = this._lastId < 0n && this._o.initial ? [] : null;
-      // A peer that vanished without closing (no FIN: cable, sleep, NAT)
-      // sends nothing, not even the heartbeat comments: reconnect then.
-      const idleMs = this._o.idleTimeoutMs ?? 45000;
-      let lastData = Date.now();
-      const idle = idleMs > 0 ? setInterval(() => { if (Date.now() - lastData > idleMs) ctl.abort(); },
-        Math.max(10, Math.min(idleMs / 3, 5000))) : null;
-      if (idle && typeof idle === "object" && typeof idle.unref === "function") idle.unref(); // Node: not by itself
-      // cancel(), the idle check: end a pending read even if the body ignores the abort
-      const onAbort = () => { reader.cancel().catch(() => {}); };
-      ctl.signal.addEventListener("abort", onAbort, { once: true });
-      try {
-        for (;;) {
-          let r;
-          try {
-            r = await reader.read();
-          } catch (e) {
-            return created; // dropped (or cancelled, or idle): the pump decides
-          }
-          if (r.done) return created;
-          lastData = Date.now();
-          const msgs = parser.push(td.decode(r.value, { stream: true }));
-          for (const m of msgs) {
-            if (m.retry !== undefined || (!m.data && m.event === "")) continue;
-            let resp;
-            try { resp = JSON.parse(m.data); } catch { continue; }
-            const id = m.id !== null && /^[0-9]+$/.test(m.id) ? BigInt(m.id) : null;
-            if (m.event === "created") {
-              created = true;
-              this._setState("live");
-              // the watch continues after start - 1 when a start was asked for
-              const cid = this._reqStart !== null ? this._reqStart - 1n : id;
-              if (cid !== null && cid > this._lastId && snapshot === null) {
-                this._lastId = cid;
-                this._push([], cid);
-              }
-              if (snapshot === null) this._synced(this._lastId);
-              continue;
-            }
-            if (m.event === "canceled") {
-              const cr = resp.compact_revision;
-              if (cr && cr !== "0") {
-                this.compactRevision = toInt64(cr);
-                throw new CompactedError("mvcc: required revision has been compacted", { compactRevision: this.compactRevision, body: resp });
-              }
-              throw new KvgateError(resp.cancel_reason || "kvgate: watch canceled by the server", { code: 2, body: resp });
-            }
-            if (m.event === "synced") {
-              if (id === null) continue;
-              if (snapshot) {
-                const evs = snapshot.map((e) => decodeEvent(e, true));
-                snapshot = null;
-                if (id > this._lastId) this._lastId = id;
-                await this._push(evs, id);
-              }
-              this._synced(id);
-              continue;
-            }
-            if (m.event === "progress") {
-              if (id !== null && id > this._lastId && snapshot === null) { this._lastId = id; await this._push([], id); }
-              continue;
-            }
-            // data: a WatchResponse
-            const events = resp.events || [];
-            if (snapshot) { for (const e of events) snapshot.push(e); continue; }
-            const fresh = [];
-            for (const e of events) {
-              const ev = decodeEvent(e, false);
-              if (big(ev.revision) > this._lastId) fresh.push(ev);
-            }
-            let done = id !== null ? id : this._lastId;
-            if (fresh.length) {
-              // events of the last revision are complete only when id says so
-              const lastRev = big(fresh[fresh.length - 1].revision);
-              if (id === null) done = lastRev - 1n;
-            }
-            if (done > this._lastId) this._lastId = done;
-            if (fresh.length || done > this._delivered) await this._push(fresh, this._lastId);
-          }
-        }
-      } finally {
-        if (idle) clearInterval(idle);
-        ctl.signal.removeEventListener("abort", onAbort);
-        reader.cancel().catch(() => {});
-      }
+      return await this._connectFetch(rq, ctl);
     } finally {
       unlink();
       ctl.abort();
     }
+  }
+
+  /** EventSource for this connection?  Browsers, the GET form, no custom headers or fetch. */
+  _useEventSource(rq) {
+    const t = this._o.transport;
+    if (t === "fetch" || rq.init.method !== "GET") return false;
+    if (typeof EventSource !== "function") {
+      if (t === "eventsource") throw new TypeError("transport: no EventSource here (use fetch)");
+      return false;
+    }
+    return t === "eventsource" || (!this._c._customFetch && Object.keys(this._c.headers).length === 0);
+  }
+
+  /** the status of a GET watch, by fetch; a non-200 answer is thrown as etcd's error */
+  async _probe(rq, signal) {
+    let res;
+    try {
+      res = await this._c._fetch(rq.url, { ...rq.init, cache: "no-store", signal });
+    } catch (e) {
+      throw new KvgateError(`kvgate: watch: ${e && e.message ? e.message : e}`, { code: 14, cause: e });
+    }
+    if (!res.ok) await this._throwAnswer(res);
+    if (res.body) res.body.cancel().catch(() => {});
+  }
+
+  async _throwAnswer(res) {
+    const text = await res.text().catch(() => "");
+    let body;
+    try { body = JSON.parse(text); } catch { body = undefined; }
+    const err = errorFrom(res.status, body, text.trim());
+    if (res.status === 429) err.body = { ...(body || {}), retryAfter: res.headers.get("Retry-After") };
+    if (err instanceof CompactedError) this.compactRevision = err.compactRevision ?? null;
+    throw err;
+  }
+
+  /** per-connection state for _handle */
+  _newConn() {
+    return { created: false, snapshot: this._lastId < 0n && this._o.initial ? [] : null };
+  }
+
+  /** one connection through the browser's EventSource (it never reconnects
+   *  by itself here: the pump does, with last_event_id, like for fetch) */
+  _connectEventSource(url, signal) {
+    return new Promise((resolve, reject) => {
+      const conn = this._newConn();
+      const es = new EventSource(url);
+      let settled = false;
+      const end = (err) => {
+        if (settled) return;
+        settled = true;
+        es.close();
+        signal.removeEventListener("abort", onAbort);
+        if (err) reject(err); else resolve(conn.created);
+      };
+      const onAbort = () => end(null);
+      signal.addEventListener("abort", onAbort, { once: true });
+      const onMsg = (e) => {
+        if (settled) return;
+        // an EventSource keeps the last id for messages without one; kvgate
+        // sends an id on every message once there is one, none before
+        try { this._handle({ event: e.type, data: e.data, id: e.lastEventId || null }, conn); } catch (err) { end(err); }
+      };
+      for (const t of ["message", "created", "synced", "canceled", "progress"]) es.addEventListener(t, onMsg);
+      es.onerror = () => {
+        if (settled) return;
+        if (es.readyState !== 2 /* CLOSED */) { end(null); return; } // dropped: the pump reconnects
+        // refused with an HTTP status (or not an event stream): read the answer with fetch
+        es.close();
+        this._probe({ url, init: { method: "GET", headers: { Accept: "text/event-stream" } } }, signal)
+          .then(() => end(null), (err) => end(signal.aborted ? null : err));
+      };
+    });
+  }
+
+  /** one connection through fetch and a streaming reader (Node; POST form; custom headers) */
+  async _connectFetch(rq, ctl) {
+    let res;
+    try {
+      res = await this._c._fetch(rq.url, { ...rq.init, cache: "no-store", signal: ctl.signal });
+    } catch (e) {
+      throw new KvgateError(`kvgate: watch: ${e && e.message ? e.message : e}`, { code: 14, cause: e });
+    }
+    if (!res.ok) await this._throwAnswer(res);
+    if (!res.body) throw new KvgateError("kvgate: watch: no response body", { code: 13 });
+    const conn = this._newConn();
+    const reader = res.body.getReader();
+    const td = new TextDecoder();
+    const parser = new SseParser();
+    // A peer that vanished without closing (no FIN: cable, sleep, NAT)
+    // sends nothing, not even the heartbeat comments: reconnect then.
+    const idleMs = this._o.idleTimeoutMs ?? 45000;
+    let lastData = Date.now();
+    const idle = idleMs > 0 ? setInterval(() => { if (Date.now() - lastData > idleMs) ctl.abort(); },
+      Math.max(10, Math.min(idleMs / 3, 5000))) : null;
+    if (idle && typeof idle === "object" && typeof idle.unref === "function") idle.unref(); // Node: not by itself
+    // cancel(), the idle check: end a pending read even if the body ignores the abort
+    const onAbort = () => { reader.cancel().catch(() => {}); };
+    ctl.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        let r;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          return conn.created; // dropped (or cancelled, or idle): the pump decides
+        }
+        if (r.done) return conn.created;
+        lastData = Date.now();
+        for (const m of parser.push(td.decode(r.value, { stream: true }))) this._handle(m, conn);
+        // too much waiting for the consumer: stop reading until it catches up
+        await this._drained();
+      }
+    } finally {
+      if (idle) clearInterval(idle);
+      ctl.signal.removeEventListener("abort", onAbort);
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  /** one SSE message {event, data, id} of a connection; throws what ends the watch */
+  _handle(m, conn) {
+    if (m.retry !== undefined || (!m.data && m.event === "")) return;
+    let resp;
+    try { resp = JSON.parse(m.data); } catch { return; }
+    const id = m.id !== null && /^[0-9]+$/.test(m.id) ? BigInt(m.id) : null;
+    if (m.event === "created") {
+      conn.created = true;
+      this._setState("live");
+      // the watch continues after start - 1 when a start was asked for
+      const cid = this._reqStart !== null ? this._reqStart - 1n : id;
+      if (cid !== null && cid > this._lastId && conn.snapshot === null) {
+        this._lastId = cid;
+        this._pushNow([], cid);
+      }
+      if (conn.snapshot === null) this._synced(this._lastId);
+      return;
+    }
+    if (m.event === "canceled") {
+      const cr = resp.compact_revision;
+      if (cr && cr !== "0") {
+        this.compactRevision = toInt64(cr);
+        throw new CompactedError("mvcc: required revision has been compacted", { compactRevision: this.compactRevision, body: resp });
+      }
+      throw new KvgateError(resp.cancel_reason || "kvgate: watch canceled by the server", { code: 2, body: resp });
+    }
+    if (m.event === "synced") {
+      if (id === null) return;
+      if (conn.snapshot) {
+        const evs = conn.snapshot.map((e) => decodeEvent(e, true));
+        conn.snapshot = null;
+        if (id > this._lastId) this._lastId = id;
+        this._pushNow(evs, id);
+      }
+      this._synced(id);
+      return;
+    }
+    if (m.event === "progress") {
+      if (id !== null && id > this._lastId && conn.snapshot === null) { this._lastId = id; this._pushNow([], id); }
+      return;
+    }
+    // data: a WatchResponse
+    const events = resp.events || [];
+    if (conn.snapshot) { for (const e of events) conn.snapshot.push(e); return; }
+    const fresh = [];
+    for (const e of events) {
+      const ev = decodeEvent(e, false);
+      if (big(ev.revision) > this._lastId) fresh.push(ev);
+    }
+    let done = id !== null ? id : this._lastId;
+    if (fresh.length) {
+      // events of the last revision are complete only when id says so
+      const lastRev = big(fresh[fresh.length - 1].revision);
+      if (id === null) done = lastRev - 1n;
+    }
+    if (done > this._lastId) this._lastId = done;
+    if (fresh.length || done > this._delivered) this._pushNow(fresh, this._lastId);
   }
 
   /** the watch is created (with initial: the snapshot is queued): once per watch */
@@ -1185,8 +1271,8 @@ export class Watch {
     this._syncedOk(r);
   }
 
-  /** queues events; the last one carries doneRev; waits if the consumer lags */
-  async _push(evs, doneRev) {
+  /** queues events; the last one carries doneRev */
+  _pushNow(evs, doneRev) {
     if (evs.length === 0) {
       this._queue.push({ ev: null, doneRev });
     } else {
@@ -1198,9 +1284,19 @@ export class Watch {
       }
     }
     this._wake();
+  }
+
+  /** resolves once the consumer has taken enough of the queue (or the watch ended) */
+  async _drained() {
     while (this._queue.length > 1000 && !this._ctl.signal.aborted && !this._ended) {
       await new Promise((a) => { this._drain = a; });
     }
+  }
+
+  /** queues events, then waits if the consumer lags */
+  async _push(evs, doneRev) {
+    this._pushNow(evs, doneRev);
+    await this._drained();
   }
 
   _wake() {

@@ -15,6 +15,7 @@
 //   {"op":"focused"}                        -> {"value": tag#id of document.activeElement}
 //   {"op":"shot","path":P[,"scheme":"light"|"dark"]}   full-page PNG
 //   {"op":"errors"}                         -> {"value": [page errors + console errors]}
+// Every page gets window.__es = {made, open, urls}: its EventSources.
 //   {"op":"quit"}
 // A failing command answers {"error": "..."}.  The first line is {"ready":true}.
 // Every wait is bounded; the driver exits when stdin closes.
@@ -30,6 +31,26 @@ const browser = await chromium.launch({
   timeout: 30000,
 });
 const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: "light" });
+// Count the page's EventSources (the dashboard's watch is one per view):
+// window.__es = {made, open, urls}.
+await context.addInitScript(() => {
+  const ES = window.EventSource;
+  if (!ES) return;
+  const st = { made: 0, open: 0, urls: [] };
+  window.__es = st;
+  window.EventSource = class extends ES {
+    constructor(url, init) {
+      super(url, init);
+      st.made++; st.open++; st.urls.push(String(url));
+      if (st.urls.length > 50) st.urls.shift();
+      this.__counted = true;
+    }
+    close() {
+      if (this.__counted) { this.__counted = false; st.open--; }
+      super.close();
+    }
+  };
+});
 const page = await context.newPage();
 page.setDefaultTimeout(10000);
 

@@ -225,6 +225,14 @@ def open_page(b, k, query=""):
     b.wait(conn("live"))
 
 
+def one_event_source(b):
+    """The view's watch is one EventSource (the driver counts them: window.__es)."""
+    b.wait("window.__es && window.__es.open === 1", 10)
+    urls = b.js("window.__es.urls")
+    assert all("/v3/watch?" in u for u in urls), urls
+    return b.js("window.__es.made")
+
+
 # -- tests -------------------------------------------------------------------
 
 @pytest.mark.timeout(150)
@@ -243,6 +251,9 @@ def test_live_edit_delete_history_restart(kvgate_factory, browser):
     open_page(b, k)
     assert b.js("document.title") == "kvgate"
     b.wait(has_row("app/config/db.host"))
+    # one EventSource, started with initial=true (the consistent start)
+    assert one_event_source(b) == 1
+    assert "initial=true" in b.js("window.__es.urls[0]")
     assert "6 keys" in b.js("document.getElementById('key-count').textContent")
     # binary values are shown as binary (hex), text as text
     assert "BIN" in b.js(row_text("app/blob"))
@@ -392,6 +403,10 @@ def test_live_edit_delete_history_restart(kvgate_factory, browser):
     assert any("Reconnected" in n for n in notes), notes
     assert not any("compacted" in n for n in notes), notes
     assert sum("Listed" in n for n in notes) == 1, notes
+    # still one EventSource: the old one closed, the new one resumed after the last revision seen
+    made = one_event_source(b)
+    assert made >= 2, made
+    assert "last_event_id=%d" % last in " ".join(b.js("window.__es.urls")), b.js("window.__es.urls")
     b.shot("dashboard-after-restart")
 
 
@@ -462,6 +477,9 @@ def test_paged_view_and_burst(kvgate_factory, browser):
     # small pages so that 60 keys are "many": range with limit, watch after it
     b.js("kvdash.tune.snapshotMax = 25, kvdash.tune.page = 20, kvdash.openView('many/'), true")
     b.wait(conn("live") + " && document.querySelectorAll('#key-rows tr').length === 20")
+    # a new view closed the old view's EventSource; the paged one starts after its range
+    one_event_source(b)
+    assert "start_revision=" in b.js("window.__es.urls[window.__es.urls.length - 1]")
     assert b.js("document.getElementById('key-count').textContent").startswith("60 keys")
     assert not b.js("document.getElementById('load-more').hidden")
     # writes on both sides of the loaded page while paging
