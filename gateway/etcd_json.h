@@ -10,15 +10,22 @@
  *   - Field names: proto name or lowerCamelCase ("range_end"/"rangeEnd"; if
  *     both, camel wins).  Unknown fields ignored.  Duplicate keys: the last
  *     wins.  A null field is unset.
- *   - int64: a JSON integer, or a string holding one (" 5" ok; "5.5", "1e2",
- *     "+5", "0x5", "" rejected with Go's texts, e.g.
+ *   - int64: a JSON integer (-0 too), or a string holding one (" 5" ok;
+ *     "5.5", "1e2", "+5", "0x5", "" rejected with Go's texts, e.g.
  *     "json: cannot unmarshal number 5.5 into Go value of type int64").
+ *     A string's raw text is parsed, escapes kept ("\u0031" is refused:
+ *     invalid character '\\' looking for beginning of value).  Messages
+ *     quote the whole literal, however long (600 digits: all of them).
  *   - bytes: padded standard base64 in a string (b64.h); otherwise
  *     "json: cannot unmarshal number into Go value of type []uint8".
  *   - bool: only true/false ("json: cannot unmarshal string into Go value
  *     of type bool").
- *   - enums: the exact upper-case name or any integer; else
- *     `unknown value "x" for enum etcdserverpb.RangeRequest_SortOrder`.
+ *   - enums: the exact upper-case name (raw text: "\u0041SCEND" is no
+ *     name) or any int32; else `unknown value "x" for enum
+ *     etcdserverpb.RangeRequest_SortOrder`, the raw text whole in Go's %q
+ *     (gojson_quote).
+ *   - uint64 (AlarmRequest.memberID): as int64 up to 2^64-1; a negative
+ *     number, -0 included, is refused.
  *   - A message that is not an object: "json: cannot unmarshal array into
  *     Go value of type map[string]json.RawMessage"; a repeated field that is
  *     not an array: "... object into Go value of type []json.RawMessage".
