@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@ static const size_t gw_inline_body = 256;
  * bytes measured 1.8 KiB less RSS per stream, same CPU per event). */
 static const size_t gw_stream_block = 256;
 static const int gw_listen_backlog = 4096;
+static size_t gw_page_size = 4096; /* MADV_DONTNEED granularity; sysconf at gw_server_new */
 static const char gw_cors_methods[] = "GET, POST, OPTIONS";
 static const char gw_cors_headers[] =
     "accept, content-type, authorization, cache-control, last-event-id";
@@ -163,6 +165,10 @@ struct gw_req {
     void *sctx;
     void (*on_close)(void *);
     bool streaming;
+    /* the reader's buffer pages given back (see stream_release_pages) */
+    char *rel_buf;
+    size_t rel_max;
+    bool rel_dirty;
 
     char inline_body[];
 };
@@ -368,13 +374,56 @@ static void reply_text(gw_req *r, int status, const char *text)
 /* ------------------------------------------------------------------ */
 /* streams                                                             */
 
+/* An idle stream's memory is mostly libmicrohttpd's connection pool
+ * (--connection-memory): 0.9.75 hands the chunked reader the pool's whole
+ * free space as its write buffer (~12 KiB of the 12 KiB pool), and about
+ * 10 KiB of that pool is resident by then (request parsing touched it).  A
+ * watch stream writes a few hundred bytes per event at the start of that
+ * buffer, so the rest only costs RSS: when the stream goes idle its
+ * page-aligned interior is given back to the kernel (MADV_DONTNEED: the
+ * pages stay mapped and read as zeros when touched again).  The reader owns
+ * buf..buf+max by libmicrohttpd's contract (and 0.9.75 calls it only once
+ * everything before was sent), so nothing anyone needs is lost; the pool's
+ * allocator metadata lies outside it.  Done once per stream and again only
+ * after output reached past the first page (a big value) or libmicrohttpd
+ * moved the buffer: no syscall per event.  Measured on the fan-out
+ * benchmark: 12.6 -> ~6.8 KiB of RSS per idle watch stream, request
+ * headers still up to the full pool. */
+static void stream_note_buffer(gw_req *r, char *buf, size_t max, size_t used)
+{
+    if (buf != r->rel_buf || max != r->rel_max) {
+        r->rel_buf = buf;
+        r->rel_max = max;
+        r->rel_dirty = true;
+    } else if (used) {
+        uintptr_t first = ((uintptr_t)buf + gw_page_size - 1) & ~(uintptr_t)(gw_page_size - 1);
+        /* + 2: the chunk's trailing CRLF libmicrohttpd writes after it */
+        if ((uintptr_t)buf + used + 2 > first)
+            r->rel_dirty = true;
+    }
+}
+
+static void stream_release_pages(gw_req *r)
+{
+    if (!r->rel_dirty)
+        return;
+    r->rel_dirty = false;
+    uintptr_t a = ((uintptr_t)r->rel_buf + gw_page_size - 1) & ~(uintptr_t)(gw_page_size - 1);
+    uintptr_t e = ((uintptr_t)r->rel_buf + r->rel_max) & ~(uintptr_t)(gw_page_size - 1);
+    if (e > a)
+        (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     gw_req *r = cls;
     (void)pos;
     ssize_t n = r->rd(r->sctx, buf, max);
+    stream_note_buffer(r, buf, max, n > 0 ? (size_t)n : 0);
     if (n > 0)
         return n;
+    if (n == 0)
+        stream_release_pages(r);
     if (n == GW_STREAM_END)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (n < 0)
@@ -1213,6 +1262,9 @@ gw_server *gw_server_new(const gw_config *cfg, char **errmsg)
         goto oom;
     s->cfg = *cfg;
     s->listen_fd = -1;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps > 0 && (ps & (ps - 1)) == 0)
+        gw_page_size = (size_t)ps;
     atomic_init(&s->active, 0);
     pthread_mutex_init(&s->live_mu, NULL);
     pthread_mutex_init(&s->conns_mu, NULL);
