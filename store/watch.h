@@ -20,8 +20,11 @@
  *                       "prev_kv":{...last put...}}
  *              live: one response per revision per watcher, header.revision =
  *              that revision.  From history (start_revision <= current): one
- *              response with all events, header.revision = current revision,
- *              prev_kv filled for those too.
+ *              response with all events of up to 1000 revisions (etcd's
+ *              watchBatchMaxRevs, counted over the revisions that have
+ *              events for the watcher), then the next 1000 in the next
+ *              response..., header.revision = current revision, prev_kv
+ *              filled for those too.
  *  several create_requests in one body: all are served, each gets its
  *              own created response, in order.
  *  auto ids:   0, 1, 2, ... the next free id in the stream (a client id
@@ -95,6 +98,26 @@
  * before it can receive any event.  A response never splits the events of
  * one revision, and may hold several revisions.
  *
+ * History batches (catch-up), as etcd batches them and where kvgate bounds
+ * memory instead.  etcd's syncWatchers reads every event from the chosen
+ * watchers' lowest start up to the current revision in one range, with no
+ * bound, and gives each watcher the events of its first 1000 revisions
+ * that have events for it (watchBatchMaxRevs), all in one response; the
+ * rest waits for the next pass.  kvgate sends the same responses (up to
+ * sync_batch_revs revisions that have events for the watcher, whatever
+ * their number of events), but its read spans at most sync_batch_revs
+ * store revisions past the chosen watchers' furthest-ahead start and stops
+ * (between revisions) at sync_batch_events events or sync_batch_bytes
+ * bytes of keys and values, and a pass fills at most sync_pass_events
+ * response slots.  So kvgate's responses can be smaller than etcd's, never
+ * bigger: a watcher whose key changes in few of the revisions (etcd would
+ * look further ahead), big values (1 MiB per read), or revisions of more
+ * than 128 events each on average (etcd's default --max-txn-ops is 128;
+ * delete ranges and lease expiries can exceed it).  One revision is always
+ * read and sent whole, as etcd does without fragment: a revision with a
+ * million events costs its events' memory once in the read, as it did in
+ * the commit that made it, and once per watcher 32 bytes an event.
+ *
  * Events are shared, not copied per watcher: one refcounted block holds the
  * events of a commit (or of a history batch) and every response points into
  * it.  prev_kv is looked up lazily when the response is popped (on the
@@ -154,7 +177,14 @@ typedef struct watch_stream watch_stream;
 /* Tunables.  Defaults from watchable_opts_default(); tests shrink them to
  * force the slow paths. */
 typedef struct watchable_opts {
-    size_t sync_batch_events;      /* events per history read (1000) */
+    size_t sync_batch_revs;        /* a history response holds the events of at most
+                                      this many revisions that have events for its
+                                      watcher (etcd's watchBatchMaxRevs: 1000; 0: no
+                                      bound but the ones below) */
+    size_t sync_batch_events;      /* events per history read, a memory bound (128000:
+                                      1000 revisions of etcd's default --max-txn-ops
+                                      128); the read stops between revisions, so one
+                                      revision with more events is still read whole */
     size_t max_watchers_per_sync;  /* unsynced watchers per sync pass (etcd: 512) */
     unsigned sync_interval_ms;     /* sync loop period when idle (etcd: 100) */
     int64_t sync_locked_revs;      /* a pass whose watchers are at most this many
@@ -170,6 +200,10 @@ typedef struct watchable_opts {
                                       re-reads history: a stalled reader of big values
                                       holds about this much, not its whole backlog */
     size_t sync_batch_bytes;       /* key + value bytes per history read (1 MiB; 0: none) */
+    size_t sync_pass_events;       /* events put into responses per sync pass, summed
+                                      over its watchers (32 bytes each; 256 Ki = 8 MiB):
+                                      past it the pass's other watchers wait for the
+                                      next pass (0: no bound) */
     unsigned progress_interval_ms; /* progress_notify period (etcd: 10 min) */
     /* Frees what the gateway stored with watch_event_cache_set; NULL if unused. */
     void (*cache_free)(void *enc);

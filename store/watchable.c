@@ -262,7 +262,9 @@ struct watchable {
 void watchable_opts_default(watchable_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->sync_batch_events = 1000;
+    o->sync_batch_revs = 1000;
+    o->sync_batch_events = 128 * 1000;
+    o->sync_pass_events = 256 * 1024;
     o->max_watchers_per_sync = 512;
     o->sync_interval_ms = 100;
     o->sync_locked_revs = 64;
@@ -776,7 +778,7 @@ static bool sync_pass(watchable *ws)
     }
     int64_t cur = ws->rev;
     size_t nchosen = 0, blocked = 0, visited = 0;
-    int64_t min = INT64_MAX;
+    int64_t min = INT64_MAX, maxmin = 0;
     wg_member *m = ws->unsynced.all_head;
     while (m && visited < total && nchosen < ws->o.max_watchers_per_sync) {
         wg_member *next = m->all_next;
@@ -801,6 +803,8 @@ static bool sync_pass(watchable *ws)
             w->in_pass = true;
             if (w->min_rev < min)
                 min = w->min_rev;
+            if (w->min_rev > maxmin)
+                maxmin = w->min_rev;
         }
         m = next;
     }
@@ -819,9 +823,16 @@ static bool sync_pass(watchable *ws)
     kv_event *evs = NULL;
     size_t n = 0;
     int64_t next_rev = min;
-    /* bytes bounded too: the batch's block lives until every chosen
-     * watcher's reader has taken its response */
-    kv_err err = kvstore_read_events_max(ws->s, min > 0 ? min : 1, cur, ws->o.sync_batch_events,
+    /* The read spans sync_batch_revs revisions past the furthest-ahead
+     * chosen watcher's start (so each gets a full response's worth), and
+     * is bounded in events and bytes too: the batch's block lives until
+     * every chosen watcher's reader has taken its response.  A revision is
+     * never split (the read stops only between revisions). */
+    int64_t from = min > 0 ? min : 1, to = cur;
+    int64_t revs = (int64_t)ws->o.sync_batch_revs;
+    if (revs > 0 && maxmin < cur - revs + 1)
+        to = (maxmin > from ? maxmin : from) + revs - 1;
+    kv_err err = kvstore_read_events_max(ws->s, from, to, ws->o.sync_batch_events,
                                          ws->o.sync_batch_bytes, &evs, &n, &next_rev);
     watch_evblock *b = NULL;
     if (err == KV_OK && n) {
@@ -833,7 +844,8 @@ static bool sync_pass(watchable *ws)
     if (!locked)
         pthread_mutex_lock(&ws->mu);
 
-    bool progressed = false;
+    bool progressed = false, deferred = false;
+    size_t placed = 0; /* events put into this pass's responses */
     for (size_t i = 0; i < nchosen; i++) {
         watcher *w = ws->chosen[i];
         w->in_pass = false;
@@ -841,44 +853,69 @@ static bool sync_pass(watchable *ws)
             free(w);
             continue;
         }
-        if (err != KV_OK)
+        if (err != KV_OK || deferred)
             continue; /* compacted: the next pass cancels it; else retry later */
-        size_t cnt = 0;
-        for (size_t j = 0; j < n; j++)
-            if (ev_rev(&b->evs[j]) >= w->min_rev && passes_filters(w, &b->evs[j]) &&
-                wg_member_contains(&w->m, b->evs[j].kv.key.data, b->evs[j].kv.key.len))
-                cnt++;
+        /* etcd's eventBatch (mvcc/watcher_group.go): the events of at most
+         * watchBatchMaxRevs revisions that have events for this watcher
+         * (filtered ones count: etcd filters at send time); the rest from
+         * `more` on, in the next response. */
+        size_t cnt = 0, nrevs = 0, end = n;
+        int64_t more = 0, last = 0;
+        for (size_t j = 0; j < n; j++) {
+            const kv_event *ev = &b->evs[j];
+            if (ev_rev(ev) < w->min_rev ||
+                !wg_member_contains(&w->m, ev->kv.key.data, ev->kv.key.len))
+                continue;
+            if (ev_rev(ev) != last) {
+                if (revs > 0 && nrevs == (size_t)revs) {
+                    more = ev_rev(ev);
+                    end = j;
+                    break;
+                }
+                nrevs++;
+                last = ev_rev(ev);
+            }
+            cnt += passes_filters(w, ev);
+        }
+        /* a pass fills at most sync_pass_events response slots (32 bytes
+         * each, per watcher): the rest of the chosen wait for the next */
+        if (cnt && placed && ws->o.sync_pass_events && placed + cnt > ws->o.sync_pass_events) {
+            deferred = true;
+            continue;
+        }
+        placed += cnt;
+        int64_t upto = more ? more : next_rev; /* the next revision it needs */
         if (cnt) {
             watch_response *r = response_new(cnt);
             if (!r)
                 continue;
             r->watch_id = w->id;
             r->header_rev = cur; /* etcd: the current revision for history */
-            r->progress_rev = next_rev - 1;
+            r->progress_rev = upto - 1;
             r->want_prev_ = w->prev_kv;
             r->block_ = b;
             evblock_ref(b);
-            for (size_t j = 0; j < n; j++)
+            for (size_t j = 0; j < end; j++)
                 if (ev_rev(&b->evs[j]) >= w->min_rev && passes_filters(w, &b->evs[j]) &&
                     wg_member_contains(&w->m, b->evs[j].kv.key.data, b->evs[j].kv.key.len))
                     response_add(r, b, j);
             if (!enqueue(w->st, r, false)) {
                 watcher_group_remove(&ws->unsynced, &w->m);
-                make_victim(ws, w, r, w->min_rev, next_rev);
+                make_victim(ws, w, r, w->min_rev, upto);
                 kick(ws, false, true);
                 continue;
             }
             w->sent_since_tick = true;
         }
         progressed = true;
-        if (next_rev > w->min_rev)
-            w->min_rev = next_rev;
+        if (upto > w->min_rev)
+            w->min_rev = upto;
         if (w->min_rev > ws->rev) {
             watcher_group_remove(&ws->unsynced, &w->m);
             make_synced(ws, w);
         }
     }
-    bool again = progressed && watcher_group_size(&ws->unsynced) > blocked;
+    bool again = deferred || (progressed && watcher_group_size(&ws->unsynced) > blocked);
     pthread_mutex_unlock(&ws->mu);
     evblock_unref(b);
     return again;

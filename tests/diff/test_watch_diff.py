@@ -419,13 +419,7 @@ def _run(server, fn, out, i):
 
 
 # Known differences owed to another layer, with the change that fixes them.
-XFAIL = {
-    "history_many_events_per_revision":
-        "store/watchable.c bounds a history response by events (sync_batch_events = 1000); "
-        "etcd bounds it by revisions (watchBatchMaxRevs = 1000, mvcc/watcher_group.go "
-        "newWatcherBatch), so 20 revisions x 100 events are one response in etcd and two "
-        "in kvgate",
-}
+XFAIL = {}
 
 
 def _param(f):

@@ -384,6 +384,102 @@ int main(void)
         env_close(&e);
     }
 
+    TEST("history batches count revisions, as etcd's watchBatchMaxRevs; filtered ones too") {
+        watchable_opts o2 = o;
+        o2.sync_batch_revs = 4;
+        env e;
+        env_open(&e, &o2);
+        /* 10 revisions of two events each (b/1, b/2), then 3 of other keys */
+        int64_t first = 0;
+        for (int i = 0; i < 10; i++) {
+            int64_t rv = put2(&e, "b/1", "b/2");
+            if (!first)
+                first = rv;
+        }
+        for (int i = 0; i < 3; i++)
+            put(&e, "zz", "x");
+        int64_t last = watchable_rev(e.ws);
+        watch_stream *st = watch_stream_new(e.ws, NULL, NULL);
+        watch_create_req q = wreq("b/", "b0", first);
+        watch_create(st, &q, NULL);
+        watch_response *r = watch_stream_pop(st);
+        CHECK(r && r->created);
+        watch_response_free(r);
+        /* 4 + 4 + 2 revisions: 8, 8 and 4 events */
+        size_t want[3] = {8, 8, 4};
+        int64_t expect = first;
+        for (int k = 0; k < 3; k++) {
+            r = pop_wait(st, 3000);
+            CHECK(r && r->n_events == want[k]);
+            if (!r)
+                break;
+            for (size_t i = 0; i < r->n_events; i++)
+                CHECK_EQ_INT(r->events[i].ev->kv.mod_revision, expect + (int64_t)(i / 2));
+            expect += (int64_t)r->n_events / 2;
+            CHECK_EQ_INT(r->header_rev, last);
+            if (k < 2)
+                CHECK_EQ_INT(r->progress_rev, expect - 1);
+            else
+                CHECK(r->progress_rev >= expect - 1 && r->progress_rev <= last);
+            watch_response_free(r);
+        }
+        CHECK_EQ_INT(expect, first + 10);
+        /* NOPUT on every event: nothing is sent, yet the revisions count
+         * (etcd filters at send time), and the watcher ends up synced */
+        watch_create_req q2 = wreq("b/", "b0", first);
+        q2.filter_noput = true;
+        int64_t id2 = -1;
+        watch_create(st, &q2, &id2);
+        r = watch_stream_pop(st);
+        CHECK(r && r->created && r->watch_id == id2);
+        watch_response_free(r);
+        int64_t dl = del(&e, "b/1", NULL);
+        int seen2 = 0;
+        for (int k = 0; k < 2 && (r = pop_wait(st, 3000)); k++) {
+            CHECK(r->n_events == 1 && r->events[0].ev->kv.mod_revision == dl);
+            seen2 += r->watch_id == id2;
+            watch_response_free(r);
+        }
+        CHECK_EQ_INT(seen2, 1);
+        CHECK(!watch_stream_pop(st));
+        watch_stream_close(st);
+        env_close(&e);
+    }
+
+    TEST("one pass fills at most sync_pass_events response slots; the rest follow") {
+        watchable_opts o2 = o;
+        o2.sync_pass_events = 10;
+        env e;
+        env_open(&e, &o2);
+        int64_t first = 0;
+        for (int i = 0; i < 6; i++) {
+            int64_t rv = put(&e, "p", "x");
+            if (!first)
+                first = rv;
+        }
+        watch_stream *st = watch_stream_new(e.ws, NULL, NULL);
+        for (int k = 0; k < 3; k++) {
+            watch_create_req q = wreq("p", NULL, first);
+            watch_create(st, &q, NULL);
+        }
+        int got[3] = {0, 0, 0};
+        int created = 0;
+        watch_response *r;
+        while ((got[0] < 6 || got[1] < 6 || got[2] < 6) && (r = pop_wait(st, 3000))) {
+            if (r->created)
+                created++;
+            else if (r->watch_id >= 0 && r->watch_id < 3) {
+                CHECK(r->n_events == 6); /* each watcher's batch stays whole */
+                got[r->watch_id] += (int)r->n_events;
+            }
+            watch_response_free(r);
+        }
+        CHECK_EQ_INT(created, 3);
+        CHECK(got[0] == 6 && got[1] == 6 && got[2] == 6);
+        watch_stream_close(st);
+        env_close(&e);
+    }
+
     TEST("history then live: one pass with small batches, no gap, no dup") {
         watchable_opts o2 = o;
         o2.sync_batch_events = 3;
