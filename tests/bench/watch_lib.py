@@ -76,6 +76,24 @@ def bench_tmpdir():
     return "/dev/shm" if os.access("/dev/shm", os.W_OK) else "/tmp"
 
 
+_etcd_port_next = None
+
+
+def etcd_ports():
+    """(client, peer) ports for an etcd: BENCH_ETCD_PORT_BASE=N gives N, N+1,
+    then N+2, N+3 for the next one... (a shared machine may reserve a port
+    range per user); else two free ports."""
+    global _etcd_port_next
+    base = os.environ.get("BENCH_ETCD_PORT_BASE")
+    if not base:
+        return free_port(), free_port()
+    if _etcd_port_next is None:
+        _etcd_port_next = int(base)
+    cp = _etcd_port_next
+    _etcd_port_next += 2
+    return cp, cp + 1
+
+
 def free_port():
     s = socket.socket()
     try:
@@ -108,7 +126,7 @@ class Server:
             argv = [kvgate_bin(), "--listen", "127.0.0.1:0",
                     "--data-dir", os.path.join(self.tmp, "data")] + self.extra_args
         else:
-            cp, pp = free_port(), free_port()
+            cp, pp = etcd_ports()
             self.port = cp
             argv = [etcd_bin(), "--name", "bench", "--data-dir", os.path.join(self.tmp, "data"),
                     "--listen-client-urls", "http://127.0.0.1:%d" % cp,
