@@ -63,6 +63,8 @@
  * @property {"put" | "delete" | "synced"} type  "synced" only with the markers option
  * @property {string} key
  * @property {string} value       "" for a delete
+ * @property {Uint8Array} keyBytes    the key's bytes (kv.keyBytes)
+ * @property {Uint8Array} valueBytes  the value's bytes (kv.valueBytes; empty for a delete)
  * @property {Int64} revision     the event's revision (kv.modRevision)
  * @property {KeyValue} kv
  * @property {KeyValue | null} prevKv   with the prevKv option
@@ -217,7 +219,8 @@
  * @property {boolean} [markers]   also yield one {type: "synced", revision, kv: null} item once the
  *   watch is created (with initial: right after the last snapshot event), in order with the events
  * @property {AbortSignal} [signal]      cancels the watch
- * @property {(ev: WatchEvent) => void | Promise<void>} [onEvent]  callback form (then do not iterate)
+ * @property {(ev: WatchEvent) => void | Promise<void>} [onEvent]  callback form (then do not iterate);
+ *   awaited before the next event; if it throws, the watch ends with that error (onError, done)
  * @property {(err: Error) => void} [onError]   callback form: the error that ended the watch
  * @property {(revision: Int64) => void} [onSynced]  created (or initial snapshot delivered) at revision
  * @property {(state: WatchState, watch: Watch) => void} [onState]  called when watch.state changes
@@ -876,6 +879,8 @@ function decodeEvent(ev, initial) {
     type: ev.type === "DELETE" || ev.type === 1 ? "delete" : "put",
     key: kv.key,
     value: kv.value,
+    keyBytes: kv.keyBytes,
+    valueBytes: kv.valueBytes,
     revision: kv.modRevision,
     kv,
     prevKv: ev.prev_kv ? decodeKv(ev.prev_kv) : null,
@@ -1004,7 +1009,8 @@ export class Watch {
         const r = await this._c.range(from, { rangeEnd: this._end ?? undefined, limit: 1000, revision: rev });
         if (rev === undefined) rev = r.revision;
         for (const kv of r.kvs) {
-          evs.push({ type: "put", key: kv.key, value: kv.value, revision: kv.modRevision, kv, prevKv: null, initial: true });
+          evs.push({ type: "put", key: kv.key, value: kv.value, keyBytes: kv.keyBytes, valueBytes: kv.valueBytes,
+            revision: kv.modRevision, kv, prevKv: null, initial: true });
         }
         if (!r.more || !r.kvs.length || this._end === null) break;
         const last = r.kvs[r.kvs.length - 1].keyBytes;
@@ -1265,7 +1271,7 @@ export class Watch {
     this._syncedSeen = true;
     const r = toInt64(rev);
     if (this._o.markers) {
-      this._queue.push({ ev: { type: "synced", key: "", value: "", revision: r, kv: null, prevKv: null, initial: !!this._o.initial }, doneRev: big(rev) });
+      this._queue.push({ ev: { type: "synced", key: "", value: "", keyBytes: new Uint8Array(0), valueBytes: new Uint8Array(0), revision: r, kv: null, prevKv: null, initial: !!this._o.initial }, doneRev: big(rev) });
       this._wake();
     }
     this._syncedOk(r);
@@ -1356,6 +1362,8 @@ export class Watch {
         await o.onEvent(r.value);
       }
     } catch (e) {
+      // the watch ended with an error, or onEvent threw: then it ends with that error
+      if (!this._ended) { this._finish(/** @type {Error} */ (e)); this._ctl.abort(); }
       if (o.onError) o.onError(/** @type {Error} */ (e));
       else setTimeout(() => { throw e; });
     }

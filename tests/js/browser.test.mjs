@@ -31,6 +31,9 @@ async function until(cond, ms, what) {
 describe("kvgate.js in headless Chromium", { skip, timeout: 180000 }, () => {
   let dir, kvgate, kv, browser, page;
   const consoleLines = [];
+  /** every request the page made: {type ("eventsource", "fetch", ...), method, url} */
+  const requests = [];
+  const watchRequests = (frag) => requests.filter((r) => r.url.includes("/v3/watch") && r.url.includes(frag));
   before(async () => {
     if (missing) throw new Error(`${missing} missing (KVTEST_REQUIRE_BINARIES=1)`);
     dir = mkdtempSync(join(tmpdir(), "kvgate-js-browser-"));
@@ -47,6 +50,7 @@ describe("kvgate.js in headless Chromium", { skip, timeout: 180000 }, () => {
     page.setDefaultTimeout(15000);
     page.on("console", (m) => consoleLines.push(m.text()));
     page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e}`));
+    page.on("request", (r) => requests.push({ type: r.resourceType(), method: r.method(), url: r.url() }));
     // any same-origin document will do: the module is imported from kvgate
     await page.goto(`${kvgate.url}/version`);
   });
@@ -127,6 +131,13 @@ describe("kvgate.js in headless Chromium", { skip, timeout: 180000 }, () => {
     const got = await page.evaluate(() => ({ evs: window.__evs, err: window.__err, conns: window.__w.connections, state: window.__w.state }));
     assert.equal(got.err, null, consoleLines.join("\n"));
     assert.ok(got.conns >= 4, `connections: ${got.conns}`);
+    // in a browser the stream is an EventSource, one per connection, each
+    // resuming after the last revision seen (a fetch first only reads a
+    // possible 410: its body is dropped)
+    const es = watchRequests("key=bw%2F").filter((r) => r.type === "eventsource");
+    assert.ok(es.length >= 4, JSON.stringify(watchRequests("key=bw%2F")));
+    assert.match(es[0].url, new RegExp(`start_revision=${start + 1}`));
+    for (const r of es.slice(1)) assert.match(r.url, /last_event_id=\d+/);
     assert.equal(got.state, "live");
     const revs = got.evs.map((e) => Number(e[2]));
     assert.deepEqual(revs, Array.from({ length: last - start }, (_, i) => start + 1 + i));
@@ -152,5 +163,59 @@ describe("kvgate.js in headless Chromium", { skip, timeout: 180000 }, () => {
     }, p.revision);
     assert.deepEqual(r, { isCompacted: true, name: "CompactedError", code: 11, status: 410,
       compactRevision: String(c.revision), state: "gone" });
+  });
+  test("initial snapshot, callback form, AbortSignal, both transports (EventSource and fetch)", async () => {
+    await kv.put("bt/a", "1");
+    await kv.put(new Uint8Array([0x62, 0x74, 0x2f, 0xff]), new Uint8Array([0, 1, 2]));
+    const before = requests.length;
+    const r = await page.evaluate(async () => {
+      const { Client } = await import("/kvgate.js");
+      const c = new Client();
+      const out = {};
+      for (const transport of ["auto", "fetch"]) {
+        const seen = [];
+        const ac = new AbortController();
+        let synced = null;
+        const w = c.watch("bt/", { prefix: true, initial: true, transport, signal: ac.signal,
+          onEvent: (ev) => { seen.push([ev.type, ev.key, Array.from(ev.valueBytes), ev.initial]); },
+          onSynced: (rev) => { synced = rev; } });
+        await w.synced;
+        await c.put("bt/b", transport);
+        await c.delete("bt/a");
+        const t0 = Date.now();
+        while (seen.length < 4 && Date.now() - t0 < 5000) await new Promise((ok) => setTimeout(ok, 10));
+        ac.abort();
+        await w.done;
+        await c.delete("bt/b");   // back as it was for the other transport
+        await c.put("bt/a", "1");
+        out[transport] = { seen, synced: typeof synced, state: w.state };
+      }
+      return out;
+    });
+    for (const t of ["auto", "fetch"]) {
+      const got = r[t];
+      assert.equal(got.state, "closed");
+      assert.equal(got.synced, "number");
+      assert.deepEqual(got.seen.slice(0, 2).map((e) => e[3]), [true, true]);
+      assert.deepEqual(got.seen.slice(0, 2).map((e) => e[1]), ["bt/a", "bt/\ufffd"]);
+      assert.deepEqual(got.seen[1][2], [0, 1, 2]);
+      assert.deepEqual(got.seen.slice(2), [["put", "bt/b", Array.from(new TextEncoder().encode(t)), false], ["delete", "bt/a", [], false]]);
+    }
+    const mine = requests.slice(before).filter((x) => x.url.includes("/v3/watch"));
+    assert.deepEqual(mine.map((x) => x.type), ["eventsource", "fetch"], JSON.stringify(mine));
+  });
+
+  test("README: the JavaScript client examples run in a page served by kvgate", async () => {
+    const { clientExample } = await import("./readme_blocks.mjs");
+    const code = clientExample();
+    const errs = consoleLines.length;
+    await page.evaluate(() => { window.__readmeLog = []; const l = console.log; console.log = (...a) => { window.__readmeLog.push(a.map(String).join(" ")); l(...a); }; });
+    await page.addScriptTag({ type: "module", content: code + "\nwindow.__readmeDone = true;\n" });
+    await page.waitForFunction(() => window.__readmeDone === true, null, { timeout: 15000 });
+    const log = await page.evaluate(() => window.__readmeLog);
+    assert.ok(log.some((l) => /^put app\/greeting hello \d+ true$/.test(l)), JSON.stringify(log));
+    assert.deepEqual(consoleLines.slice(errs).filter((l) => /error/i.test(l)), []);
+    const lock = await kv.get("app/lock");
+    assert.equal(lock.value, "me");
   });
 });

@@ -209,6 +209,22 @@ describe("watch (ephemeral kvgate)", () => {
     w2.cancel();
   });
 
+  test("events carry keyBytes/valueBytes; an onEvent that throws ends the watch with its error", async () => {
+    const bad = new Error("handler bug");
+    let got = null;
+    const calls = [];
+    const w = kv.watch("throw/", { prefix: true, onEvent: (ev) => { calls.push([ev.key, Array.from(ev.valueBytes), Array.from(ev.keyBytes)]); throw bad; },
+      onError: (e) => { got = e; } });
+    await w.synced;
+    await kv.put("throw/a", new Uint8Array([0, 255]));
+    await assert.rejects(w.done, (e) => e === bad);
+    assert.equal(got, bad);
+    assert.equal(w.state, "failed");
+    await kv.put("throw/b", "ignored");
+    await sleep(50);
+    assert.deepEqual(calls, [["throw/a", [0, 255], Array.from(new TextEncoder().encode("throw/a"))]]);
+  });
+
   test("compacted start: CompactedError (410) with compactRevision", async () => {
     const p = await kv.put("gone/a", "1");
     await kv.put("gone/a", "2");
