@@ -143,7 +143,11 @@ class Gen:
             b["failure"] = self.ops(depth)
         return b
 
-    WRONG = ["x", "", 123, -1, 1.5, True, False, None, [], {}, "9223372036854775808", 1e3, "YQ==", [1], {"a": 1}]
+    WRONG = ["x", "", 123, -1, 1.5, True, False, None, [], {}, "9223372036854775808", 1e3, "YQ==", [1], {"a": 1},
+             # long and odd literals: Go quotes them whole; json.dumps writes
+             # non-ASCII as \u escapes, which int64 and enum fields see raw
+             10 ** 600, -10 ** 400, "1" * 600, "Z" * 700, "\u00e9\u200b", -0.0, "-0", "0x10", "007",
+             1.5e300, [10 ** 30], ["-0"]]
 
     def mutate(self, body):
         """Replace one field somewhere in the body by a value of a random
