@@ -36,6 +36,7 @@ const tune = {
   sliceMs: 12,          // longest stretch of event handling without a break
   retryMs: 100,         // watch reconnect: first delay, doubled up to maxRetryMs
   maxRetryMs: 2000,
+  dirScanMax: 64,       // paged tree: most folders listed beyond the loaded keys
 };
 
 const kv = new Client();
@@ -76,6 +77,7 @@ const S = {
   ttl: null,          // {lease, ttl, at}: the selected key's lease, as last read
   capped: false,      // the last render had more rows than `shown`
   focusFirst: false,  // focus the first row once the new view has rows
+  dirs: null,         // paged tree: {view, map: dir -> count, done, more} folders beyond the loaded keys
 };
 
 // ---------------------------------------------------------------------------
@@ -194,6 +196,7 @@ async function consume(w, view, my, prefixText) {
         if (rev > view.rev) view.rev = rev;
       } else {
         const e = ev.type === "put" ? entryOf(ev.kv) : null;
+        dirEvent(view, k, ev.type, e);
         const what = view.apply(ev.type === "put" ? "PUT" : "DELETE", k, e, rev);
         if (what) S.changed.add(k);
         feed(ev.type, k, rev, e);
@@ -275,6 +278,7 @@ function setConn(s) {
   $("conn-text").textContent = CONN_TEXT[s] || s;
   $("conn-relist").hidden = !(s === "gone" || s === "failed");
   document.title = s === "live" ? "kvgate" : `kvgate (${CONN_TEXT[s] || s})`;
+  $("status").title = s === "live" || s === "connecting" ? "" : "Last known values: not live";
   if (s === "reconnecting" && was === "live") note("Connection lost; reconnecting…");
   if (s === "live" && (was === "reconnecting")) note("Reconnected; resumed after revision " + (S.watch ? S.watch.revision : "?"));
   if (s === "live") pollStatus();
@@ -321,7 +325,70 @@ function rowsFor(view) {
     }
   };
   walk(0, keys.length, view.prefix.slice(0, base), 1);
+  // paged view: the top-level folders beyond the loaded keys (found by
+  // scanDirs), so the tree shows the whole first level; browsing one opens
+  // it as the view's prefix
+  const ds = S.dirs;
+  if (!view.complete && ds && ds.view === view && view.boundary !== null) {
+    for (const d of [...ds.map.keys()].sort()) {
+      if (rows.length >= max) break;
+      if (d <= view.boundary) continue;  // some of its keys are loaded: the walk showed it
+      rows.push({ id: "d" + d, kind: "dir", key: d, depth: 1, label: d.slice(base), count: ds.map.get(d),
+        open: false, partial: false, remote: true });
+    }
+  }
   return rows;
+}
+
+/** The top-level folder of key k in view (binary strings), or null for a key without one. */
+function topDir(view, k) {
+  const i = k.indexOf("/", view.prefix.length);
+  return i < 0 ? null : k.slice(0, i + 1);
+}
+
+/** Paged tree view: find the top-level folders after the loaded keys, one
+ *  `limit: 1, keys_only` range per folder (skipping over each one with its
+ *  prefix end) and one count each, at most tune.dirScanMax. */
+async function scanDirs(view) {
+  if (S.dirs && S.dirs.view === view) return;
+  const ds = { view, map: new Map(), done: false, more: false };
+  S.dirs = ds;
+  const pend = view.prefix.length ? prefixEnd(view.prefix) : "\0";
+  const last = view.boundary;
+  const bd = topDir(view, last);
+  let from = bd !== null ? prefixEnd(bd) : last + "\0";
+  try {
+    for (let n = 0; n < tune.dirScanMax * 2; n++) {
+      if (S.dirs !== ds) return;
+      if (pend !== "\0" && from >= pend) break;
+      const r = await kv.range(unbstr(from), { rangeEnd: unbstr(pend), limit: 1, keysOnly: true });
+      if (!r.kvs.length) break;
+      const k = bstr(r.kvs[0].keyBytes);
+      const d = topDir(view, k);
+      if (d === null) { from = k + "\0"; continue; }   // a key of this level: "Load more" brings it
+      if (ds.map.size >= tune.dirScanMax) { ds.more = true; break; }
+      const c = await kv.range(unbstr(d), { prefix: true, countOnly: true });
+      if (S.dirs !== ds) return;
+      if (Number(c.count) > 0 && !ds.map.has(d)) ds.map.set(d, Number(c.count));
+      from = prefixEnd(d);
+      S.dirty.list = true;
+      schedule();
+    }
+  } catch { /* the connection state tells; the next view scans again */ }
+  ds.done = true;
+  S.dirty.list = true;
+  schedule();
+}
+
+/** An event for a key beyond the loaded ones: keep the scanned folders' counts. */
+function dirEvent(view, k, type, e) {
+  const ds = S.dirs;
+  if (!ds || ds.view !== view || !ds.done || view.covers(k)) return;
+  const d = topDir(view, k);
+  if (d === null || d <= view.boundary) return;
+  const n = ds.map.get(d) || 0;
+  if (type === "delete") { if (n <= 1) ds.map.delete(d); else ds.map.set(d, n - 1); }
+  else if (e && e.version === "1" && (ds.map.has(d) || ds.map.size < tune.dirScanMax)) ds.map.set(d, n + 1);
 }
 
 function renderKeys() {
@@ -330,6 +397,7 @@ function renderKeys() {
   const list = S.mode === "list";
   $("key-table").hidden = !list;
   $("key-tree").hidden = list;
+  if (!list && !view.complete && view.loaded && view.boundary !== null) scanDirs(view);
   const rows = rowsFor(view);
   (list ? $("key-tree") : $("key-rows")).textContent = "";  // one set of rows in the DOM
   if (list) reconcile($("key-rows"), rows, makeTr, updateTr);
@@ -361,7 +429,8 @@ function renderKeys() {
   $("load-more").disabled = S.paging;
   $("page-info").textContent = !total ? ""
     : list ? `showing ${fmtInt(Math.min(S.shown, loaded))} of ${fmtInt(total)}`
-    : view.complete ? "" : `${fmtInt(loaded)} of ${fmtInt(total)} keys loaded`;
+    : view.complete ? "" : `${fmtInt(loaded)} of ${fmtInt(total)} keys loaded`
+      + (S.dirs && S.dirs.view === view && S.dirs.more ? ` · first ${tune.dirScanMax} folders after them` : "");
 }
 
 /** Puts `rows` in `box` in order, reusing the element of each row id. */
@@ -433,10 +502,12 @@ function updateTi(li, r) {
   const [tw, nm, cnt, tv] = row.children;
   if (r.kind === "dir") {
     li.setAttribute("aria-expanded", String(r.open));
+    if (r.remote) li.dataset.remote = "1"; else delete li.dataset.remote;
     tw.textContent = r.open ? "▾" : "▸";
     nm.textContent = keyLabel(r.label);
     cnt.textContent = fmtInt(r.count) + (r.partial ? "+" : "");
-    cnt.title = r.partial ? "more keys beyond the loaded pages" : "";
+    cnt.title = r.partial ? "more keys beyond the loaded pages"
+      : r.remote ? "not loaded yet: Enter or a click browses it" : "";
     tv.textContent = "";
     li._e = null;
     return;
@@ -470,7 +541,8 @@ function activate(row, select) {
   row.tabIndex = 0;
   row.focus();
   if (!select) return;
-  if (id[0] === "d") toggleDir(id.slice(1));
+  if (id[0] === "d" && row.dataset.remote) browseInto(id.slice(1));
+  else if (id[0] === "d") toggleDir(id.slice(1));
   else selectKey(id.slice(1));
 }
 
@@ -510,6 +582,7 @@ function onKeysKey(ev) {
       activate(row, true);
       return;
     case "ArrowRight":
+      if (id[0] === "d" && row.dataset.remote) { ev.preventDefault(); browseInto(id.slice(1)); return; }
       if (id[0] === "d") { ev.preventDefault(); if (!S.expanded.has(id.slice(1))) toggleDir(id.slice(1), true); else next = row.nextElementSibling; }
       break;
     case "ArrowLeft":

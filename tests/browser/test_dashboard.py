@@ -538,3 +538,69 @@ def test_paged_view_and_burst(kvgate_factory, browser):
     assert base64.b64decode(r["kvs"][0]["value"]) == b"edited binary-keyed"
     r = c.post("/v3/kv/range", {"key": b64("0x"), "range_end": b64("0y"), "count_only": True}).json()
     assert r.get("count", "0") == "0"
+
+
+@pytest.mark.timeout(150)
+def test_ten_thousand_keys_paged_list_and_tree(kvgate_factory, browser):
+    """10,000 keys: the list is paged (range with limit), the tree shows every
+    top-level folder (the ones beyond the loaded page found by a scan), a
+    folder opens as its own view, and writes keep arriving.  Timings are
+    printed (pytest -s), not asserted."""
+    b = browser
+    k = kvgate_factory()
+    c = k.client()
+    n = 10000
+    for lo in range(0, n, 100):
+        ops = [{"request_put": {"key": b64("big/%02d/k%05d" % (i % 50, i)), "value": b64("value %d" % i)}}
+               for i in range(lo, lo + 100)]
+        r = c.post("/v3/kv/txn", {"success": ops})
+        assert r.status == 200, r.json()
+    put(c, "big/zz-leaf", "a key of the first level, after the folders")
+    t0 = time.monotonic()
+    open_page(b, k, "?prefix=big/")
+    b.wait("document.querySelectorAll('#key-rows tr').length === 200")
+    t_list = time.monotonic() - t0
+    b.wait("document.getElementById('key-count').textContent.startsWith('10\u2009001 keys')")
+    assert b.js("document.getElementById('page-info').textContent") == "showing 200 of 10\u2009001"
+    assert not b.js("document.getElementById('load-more').hidden")
+    # the view is a range with limit and a watch after it, not a 10,000-key snapshot
+    assert "start_revision=" in b.js("window.__es.urls[window.__es.urls.length - 1]")
+    one_event_source(b)
+    # at most the rows shown are in the DOM
+    assert b.js("document.querySelectorAll('#key-rows tr').length") == 200
+
+    # live: a change in the loaded page, a key beyond it (only the total moves)
+    put(c, "big/00/k00000", "changed live")
+    b.wait("document.querySelector(%s).textContent.includes('changed live')" % json.dumps(row_sel("big/00/k00000")))
+    put(c, "big/49/new", "beyond the page")
+    b.wait("document.getElementById('key-count').textContent.startsWith('10\u2009002 keys')")
+    t1 = time.monotonic()
+    b.click("#load-more")
+    b.wait("document.querySelectorAll('#key-rows tr').length === 400")
+    t_more = time.monotonic() - t1
+    b.shot("dashboard-10k-list")
+
+    # the tree: every top-level folder, loaded or not, with its count
+    b.click("label[for=view-tree]")
+    b.wait("document.querySelectorAll('#key-tree li.dir').length === 50", 30)
+    dirs = b.js("[...document.querySelectorAll('#key-tree li.dir')].map(l => [l.dataset.id, l.querySelector('.cnt').textContent])")
+    assert [d for d, _ in dirs] == ["dbig/%02d/" % i for i in range(50)], dirs
+    counts = dict(dirs)
+    assert counts["dbig/10/"] == "200" and counts["dbig/49/"] == "201", counts
+    # live counts of a folder beyond the loaded keys
+    put(c, "big/48/new", "x")
+    b.wait("document.querySelector('[data-id=\"dbig/48/\"] .cnt').textContent === '201'")
+    b.shot("dashboard-10k-tree")
+    # Enter on a folder that is not loaded opens it as the view
+    b.js("document.querySelector('[data-id=\"dbig/49/\"]').focus()")
+    b.press("Enter")
+    b.wait("document.getElementById('prefix').value === 'big/49/' && " + conn("live"))
+    # 201 keys, a snapshot (<= 2000), shown 200 at a time
+    b.wait("document.querySelectorAll('#key-tree li.leaf').length === 200")
+    assert b.js("document.getElementById('key-count').textContent").startswith("201 keys")
+    assert "initial=true" in b.js("window.__es.urls[window.__es.urls.length - 1]")
+    b.click("#load-more")
+    b.wait("document.querySelectorAll('#key-tree li.leaf').length === 201")
+    b.wait(has_row("big/49/new"))
+    one_event_source(b)
+    print("10k keys: first page %.2f s, load more %.2f s" % (t_list, t_more))
