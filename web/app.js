@@ -67,7 +67,7 @@ const S = {
   changed: new Set(), // keys changed since the last frame (flash)
   feedQ: [],          // feed entries waiting for the next frame
   dirty: { list: false, detail: false, status: false },
-  status: { revision: null, compact: null, dbSize: null, dbInUse: null, version: "",
+  status: { member: "", revision: null, compact: null, dbSize: null, dbInUse: null, version: "",
             watchers: null /* {synced, unsynced, victim} from /metrics; null: not served */ },
   rates: [],          // timestamps of recent events (rate display)
   relistTimer: 0,
@@ -882,8 +882,21 @@ function renderFeed() {
 async function pollStatus() {
   try {
     // the raw answer: dbSizeInUse is not in Client.status()'s summary
+    const view = S.view;
+    const seen = view ? view.rev : 0;   // delivered before asking: the store had it then
     const st = await kv.request("/v3/maintenance/status", {});
-    S.status.revision = Number(st.header?.revision ?? 0);
+    // another store behind the same address (an --ephemeral kvgate
+    // restarted, a data dir swapped): the view's revisions mean nothing there
+    const member = String(st.header?.member_id ?? "");
+    const rev = Number(st.header?.revision ?? 0);
+    const was = S.status.member;
+    S.status.member = member;
+    if (view && view === S.view && view.loaded && ((was && member && was !== member) || rev < seen)) {
+      note(`The store changed underneath (${was !== member ? "a new member ID" : "its revision went back to " + rev}); listing again.`);
+      S.status.compact = null;
+      openView(S.prefixText);
+    }
+    S.status.revision = rev;
     S.status.dbSize = Number(st.dbSize ?? 0);
     S.status.dbInUse = st.dbSizeInUse === undefined ? null : Number(st.dbSizeInUse);
     S.status.version = st.version || "";
@@ -1058,7 +1071,8 @@ function init() {
 
   openView($("prefix").value);
   pollStatus();
-  setInterval(pollStatus, tune.statusMs);
+  const poll = () => { pollStatus(); setTimeout(poll, tune.statusMs); };
+  setTimeout(poll, tune.statusMs);
   setInterval(() => { if (S.selEntry && S.selEntry.lease !== "0" && !$("detail").hidden) showTtl(S.selEntry.lease); }, 1000);
 }
 

@@ -604,3 +604,33 @@ def test_ten_thousand_keys_paged_list_and_tree(kvgate_factory, browser):
     b.wait(has_row("big/49/new"))
     one_event_source(b)
     print("10k keys: first page %.2f s, load more %.2f s" % (t_list, t_more))
+
+
+@pytest.mark.timeout(90)
+def test_ephemeral_store_replaced_underneath(kvgate_factory, browser):
+    """An --ephemeral kvgate restarted on the same port is a new, empty store
+    whose revisions start over: the page must not keep showing the old keys
+    as live (its resume point is in the new store's future); the status poll
+    sees the revision go back and the view is listed again."""
+    b = browser
+    k = kvgate_factory(extra_args=["--ephemeral"])
+    c = k.client()
+    for i in range(5):
+        put(c, "eph/old-%d" % i, "before")
+    open_page(b, k)
+    b.wait(has_row("eph/old-4"))
+    b.js("kvdash.tune.statusMs = 500, true")
+    k.stop()
+    b.wait(conn("reconnecting"))
+    k.start()
+    c = k.client()
+    rev = put(c, "eph/new", "after")
+    assert rev == 2
+    b.wait(has_row("eph/new") + " && !(" + has_row("eph/old-0") + ")", 20)
+    b.wait(conn("live"))
+    assert b.js("[...document.querySelectorAll('#key-rows tr')].map(r => r.dataset.id)") == ["keph/new"]
+    notes = b.js("[...document.querySelectorAll('#events li.note')].map(l => l.textContent)")
+    assert any("changed underneath" in n for n in notes), notes
+    # and it is live again: a later write shows up
+    put(c, "eph/later", "x")
+    b.wait(has_row("eph/later"))
