@@ -219,3 +219,69 @@ describe("kvgate.js in headless Chromium", { skip, timeout: 180000 }, () => {
     assert.equal(lock.value, "me");
   });
 });
+
+// A web app on its own origin (a dev server) using a kvgate started in
+// fixture mode with --cors-origins: the module, the calls and the
+// EventSource all cross origins.
+describe("kvgate.js from a page on another origin (--cors-origins)", { skip, timeout: 120000 }, () => {
+  let kvgate, browser, page, server, appUrl;
+  before(async () => {
+    if (missing) throw new Error(`${missing} missing (KVTEST_REQUIRE_BINARIES=1)`);
+    const { createServer } = await import("node:http");
+    server = createServer((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end("<!doctype html><title>app</title><p>an app on its own origin</p>");
+    });
+    await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+    appUrl = `http://127.0.0.1:${server.address().port}`;
+    kvgate = await startKvgate({ args: ["--cors-origins", appUrl] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"],
+      timeout: 60000,
+    });
+    page = await browser.newPage();
+    page.setDefaultTimeout(15000);
+    await page.goto(appUrl + "/");
+  });
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await kvgate?.stop();
+    server?.close();
+  });
+
+  test("import from kvgate's URL, calls, an EventSource watch, CompactedError", async () => {
+    const types = [];
+    page.on("request", (r) => { if (r.url().includes("/v3/watch")) types.push(r.resourceType()); });
+    const r = await page.evaluate(async (url) => {
+      const { Client } = await import(`${url}/kvgate.js`);
+      const c = new Client();   // the module's origin: kvgate's, not the page's
+      const out = { endpoint: c.endpoint, origin: location.origin };
+      await c.put("x/1", "one");
+      const w = c.watch("x/", { prefix: true, initial: true });
+      const got = [];
+      const loop = (async () => { for await (const e of w) got.push([e.type, e.key, e.value, e.initial]); })();
+      await w.synced;
+      await c.put("x/2", "two");
+      const t0 = Date.now();
+      while (got.length < 2 && Date.now() - t0 < 5000) await new Promise((ok) => setTimeout(ok, 20));
+      w.cancel();
+      await loop;
+      out.got = got;
+      await c.put("x/1", "1b");
+      const p = await c.put("x/1", "1c");
+      await c.compact(p.revision);
+      try { for await (const _ of c.watch("x/", { prefix: true, startRevision: 2 })) { /* nothing */ } } catch (e) {
+        out.err = [e.name, e.httpStatus, String(e.compactRevision)];
+      }
+      return out;
+    }, kvgate.url);
+    assert.equal(r.endpoint, kvgate.url);
+    assert.notEqual(r.origin, kvgate.url);
+    assert.deepEqual(r.got, [["put", "x/1", "one", true], ["put", "x/2", "two", false]]);
+    assert.deepEqual(r.err, ["CompactedError", 410, "5"]);
+    assert.deepEqual(types, ["eventsource", "fetch"]);
+  });
+});
