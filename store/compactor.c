@@ -34,6 +34,16 @@
 
 void (*compactor_batch_hook)(kvstore *s);
 
+/* After a failed pass (an I/O error: disk full, a read error) the compactor
+ * tries again after this long: soon enough that compaction resumes within
+ * a second of the disk recovering, rare enough not to spin on a disk that
+ * stays broken (a pass restarts from its cursor, so a retry is cheap). */
+#define COMPACTOR_RETRY_MS 1000
+/* A failure that persists fails every retry: its log line is written at
+ * most once per this interval, with the number of failures in between
+ * (the first failure is always logged at once). */
+#define COMPACTOR_FAIL_LOG_INTERVAL_MS 10000
+
 typedef struct ver {
     int64_t main_rev, sub_rev;
 } ver;
@@ -275,8 +285,13 @@ static void *compactor_main(void *arg)
             atomic_fetch_add_explicit(&s->st_compactions, 1, memory_order_relaxed);
             log_printf(LOG_INFO, "store", "compaction finished rev=%lld", (long long)c);
         } else if (r != 1) {
-            log_printf(LOG_ERROR, "store", "compaction failed, retrying in 1s rev=%lld err=%s",
-                       (long long)c, kv_err_name((kv_err)r));
+            static log_ratelimit rl = LOG_RATELIMIT_INIT;
+            uint64_t skipped;
+            if (log_ratelimit_allow(&rl, COMPACTOR_FAIL_LOG_INTERVAL_MS, &skipped))
+                log_printf(LOG_ERROR, "store",
+                           "compaction failed, retrying every %dms rev=%lld err=%s suppressed=%llu",
+                           COMPACTOR_RETRY_MS, (long long)c, kv_err_name((kv_err)r),
+                           (unsigned long long)skipped);
         }
         pthread_mutex_lock(&s->cmu);
         if (r == KV_OK) {
@@ -304,7 +319,12 @@ static void *compactor_main(void *arg)
             /* I/O error: retry later */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            ts.tv_sec += COMPACTOR_RETRY_MS / 1000;
+            ts.tv_nsec += (long)(COMPACTOR_RETRY_MS % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
             pthread_cond_timedwait(&s->ccond, &s->cmu, &ts);
         }
     }

@@ -30,8 +30,31 @@
 #include "log.h"
 #include "revision.h"
 
-int lease_retry_ms = 1000;
-int lease_promote_extend_ms = 1000;
+/* ---- timing constants (one place; why each value) ----------------------
+ * A failed expiry revoke (I/O error, out of memory) is retried after this
+ * long: the lease stays (its keys too) until a revoke succeeds, and once a
+ * second keeps a broken disk from being hammered.  A variable so the unit
+ * tests can shorten it. */
+#define LEASE_RETRY_MS_DEFAULT 1000
+/* Added to every lease's TTL when the store opens: etcd's Promote(
+ * electionTimeout), 1 s with etcd's default --election-timeout (what a
+ * restarted single etcd member does when it becomes leader). */
+#define LEASE_PROMOTE_EXTEND_MS_DEFAULT 1000
+/* "leases expired" lines: at most one per second (one per batch of up to
+ * LEASE_MAX_DUE), so a mass expiry (clients gone together) does not flood
+ * the log; the batches in between are counted on the next line. */
+#define LEASE_EXPIRY_LOG_INTERVAL_MS 1000
+/* "expiry revoke failed" lines: a broken disk fails every lease's revoke
+ * every LEASE_RETRY_MS: at most one line per 10 s (the first at once),
+ * with the count of failures left out. */
+#define LEASE_REVOKE_FAIL_LOG_INTERVAL_MS 10000
+/* Leases taken from the heap per pass of the expiry thread (a stack array):
+ * the lock is dropped between passes so grants and keep-alives go on
+ * during a mass expiry. */
+#define LEASE_MAX_DUE 256
+
+int lease_retry_ms = LEASE_RETRY_MS_DEFAULT;
+int lease_promote_extend_ms = LEASE_PROMOTE_EXTEND_MS_DEFAULT;
 
 struct lessor {
     kvstore *s;            /* borrowed: revokes go to its committer */
@@ -167,8 +190,14 @@ static void expiry_revoke_done(void *arg, kv_response *resp)
     if (e == KV_OK)
         atomic_fetch_add_explicit(&rc->l->s->st_leases_expired, 1, memory_order_relaxed);
     if (e != KV_OK && e != KV_ERR_LEASE_NOT_FOUND && e != KV_ERR_CLOSED) {
-        log_printf(LOG_WARN, "lease", "expiry revoke failed, retrying id=%lld err=%s",
-                   (long long)rc->id, kv_err_name(e));
+        static log_ratelimit rl = LOG_RATELIMIT_INIT;
+        uint64_t skipped;
+        if (log_enabled(LOG_WARN) &&
+            log_ratelimit_allow(&rl, LEASE_REVOKE_FAIL_LOG_INTERVAL_MS, &skipped))
+            log_printf(LOG_WARN, "lease",
+                       "expiry revoke failed, retrying id=%lld err=%s retry_ms=%d suppressed=%llu",
+                       (long long)rc->id, kv_err_name(e), lease_retry_ms,
+                       (unsigned long long)skipped);
         lessor *l = rc->l;
         pthread_mutex_lock(&l->mu);
         lease_entry *le = lease_table_get(&l->t, rc->id);
@@ -205,22 +234,21 @@ static void submit_revoke(lessor *l, int64_t id)
 static void *expiry_main(void *arg)
 {
     lessor *l = arg;
-    enum { MAX_DUE = 256 };
-    int64_t due[MAX_DUE];
+    int64_t due[LEASE_MAX_DUE];
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
         size_t n = 0;
         int64_t now = now_ms();
         lease_entry *e;
-        while (n < MAX_DUE && (e = lease_table_pop_expired(&l->t, now)))
+        while (n < LEASE_MAX_DUE && (e = lease_table_pop_expired(&l->t, now)))
             due[n++] = e->id;
         if (n) {
             pthread_mutex_unlock(&l->mu);
-            /* one line per batch, and at most one per second: a mass
-             * expiry (clients gone together) must not flood the log */
+            /* LEASE_EXPIRY_LOG_INTERVAL_MS */
             static log_ratelimit rl = LOG_RATELIMIT_INIT;
             uint64_t skipped;
-            if (log_enabled(LOG_INFO) && log_ratelimit_allow(&rl, 1000, &skipped))
+            if (log_enabled(LOG_INFO) &&
+                log_ratelimit_allow(&rl, LEASE_EXPIRY_LOG_INTERVAL_MS, &skipped))
                 log_printf(LOG_INFO, "lease", "leases expired count=%zu first_id=%lld suppressed_batches=%llu",
                            n, (long long)due[0], (unsigned long long)skipped);
             for (size_t i = 0; i < n; i++)

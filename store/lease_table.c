@@ -10,6 +10,11 @@
 
 #include "lease_table.h"
 
+/* Initial sizes: a store with a few dozen leases never grows; both double
+ * when full (buckets: a power of two, see hash_id; grown at load 1). */
+#define LEASE_TABLE_INITIAL_BUCKETS 64
+#define LEASE_HEAP_INITIAL_CAP 64
+
 static size_t hash_id(int64_t id, size_t nbuckets)
 {
     uint64_t x = (uint64_t)id;
@@ -24,7 +29,7 @@ static size_t hash_id(int64_t id, size_t nbuckets)
 int lease_table_init(lease_table *t)
 {
     memset(t, 0, sizeof *t);
-    t->nbuckets = 64;
+    t->nbuckets = LEASE_TABLE_INITIAL_BUCKETS;
     t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
     return t->buckets ? 0 : -1;
 }
@@ -98,7 +103,7 @@ static void sift_down(lease_table *t, size_t i)
 static int heap_push(lease_table *t, lease_entry *e)
 {
     if (t->nheap == t->capheap) {
-        size_t nc = t->capheap ? t->capheap * 2 : 64;
+        size_t nc = t->capheap ? t->capheap * 2 : LEASE_HEAP_INITIAL_CAP;
         lease_entry **nh = realloc(t->heap, nc * sizeof *nh);
         if (!nh)
             return -1;

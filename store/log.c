@@ -10,13 +10,20 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Longest line written; longer messages are cut (log lines are for
+/* Longest message written; longer messages are cut (log lines are for
  * humans and grep, not for dumping payloads). */
 #define LOG_LINE_MAX 2048
+/* Room for what log_format puts around the message: the timestamp (24),
+ * the level (5), the component (a short word) and separators. */
+#define LOG_PREFIX_MAX 128
+/* The shortest buffer log_format writes into: "...\n" and a NUL, with
+ * room to spare. */
+#define LOG_FORMAT_MIN_CAP 8
 
 static _Atomic int log_threshold = LOG_INFO;
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
+#define LOG_LEVEL_COUNT ((int)(sizeof log_names / sizeof log_names[0]))
 
 void log_set_level(log_level l) { atomic_store_explicit(&log_threshold, (int)l, memory_order_relaxed); }
 log_level log_get_level(void)
@@ -30,12 +37,12 @@ bool log_enabled(log_level l)
 
 const char *log_level_name(log_level l)
 {
-    return (unsigned)l < 4 ? log_names[l] : "?";
+    return (unsigned)l < (unsigned)LOG_LEVEL_COUNT ? log_names[l] : "?";
 }
 
 int log_level_parse(const char *s, log_level *out)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < LOG_LEVEL_COUNT; i++)
         if (strcmp(s, log_names[i]) == 0) {
             *out = (log_level)i;
             return 0;
@@ -53,7 +60,7 @@ static int64_t log_now_ms(void)
 size_t log_format(char *out, size_t cap, int64_t unix_ms, log_level l, const char *component,
                   const char *msg)
 {
-    if (cap < 8) {
+    if (cap < LOG_FORMAT_MIN_CAP) {
         if (cap)
             out[0] = 0;
         return 0;
@@ -78,7 +85,7 @@ void log_printf(log_level l, const char *component, const char *fmt, ...)
 {
     if (!log_enabled(l))
         return;
-    char msg[LOG_LINE_MAX], line[LOG_LINE_MAX + 128];
+    char msg[LOG_LINE_MAX], line[LOG_LINE_MAX + LOG_PREFIX_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
