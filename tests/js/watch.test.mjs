@@ -209,6 +209,28 @@ describe("watch (ephemeral kvgate)", () => {
     w2.cancel();
   });
 
+  test("every key (\\0 from key): the GET form with initial, keys starting with NUL included", async () => {
+    const seen = [];
+    let url = null;
+    const c = new (kv.constructor)(kvgate.url, { fetch: (u, i) => { if (String(u).includes("/v3/watch")) url = String(u); return fetch(u, i); } });
+    await kv.put(new Uint8Array([0, 1]), "nul-first");
+    const w = c.watch(new Uint8Array([0]), { fromKey: true, initial: true, markers: true });
+    const it = w[Symbol.asyncIterator]();
+    for (;;) {
+      const { value } = await it.next();
+      if (value.type === "synced") break;
+      seen.push(Array.from(value.keyBytes));
+    }
+    assert.match(url, /\/v3\/watch\?key=&from_key=true&initial=true$/);
+    assert.deepEqual(seen[0], [0, 1]);
+    const all = await kv.range(new Uint8Array([0]), { fromKey: true, countOnly: true });
+    assert.equal(seen.length, all.count);
+    await kv.put("zz-after", "1");
+    const { value } = await it.next();
+    assert.equal(value.key, "zz-after");
+    w.cancel();
+  });
+
   test("events carry keyBytes/valueBytes; an onEvent that throws ends the watch with its error", async () => {
     const bad = new Error("handler bug");
     let got = null;
