@@ -16,14 +16,34 @@ cd "$(dirname "$0")/.."
 say() { printf 'deps: %s\n' "$*"; }
 die() { printf 'deps: ERROR: %s\n' "$*" >&2; exit 1; }
 
-# Build, run, test and benchmark; browser tests (chromium) come with the
-# dashboard / SSE work.  nodejs and npm are handled apart (see below).
+# Build, run, test and benchmark.  nodejs and npm are handled apart (see
+# below).  Who needs what:
+#   build-essential pkg-config lib*-dev   the build; gcc's ASan/UBSan/TSan
+#                       runtimes (libasan8, libubsan1, libtsan2) come with
+#                       gcc-12 through libgcc-12-dev
+#   clang libclang-rt-14-dev   tests/fuzz (libFuzzer, clang's ASan/UBSan)
+#   curl                tests/e2e (streaming clients), README examples
+#   etcd-server etcd-client   tests/diff, tests/openapi, benchmarks (etcd 3.4)
+#   wrk                 tests/bench/kv.sh (its Lua scripting is built in:
+#                       LuaJIT comes as wrk's own dependency, no lua package)
+#   bc                  tests/bench/kv.sh (ratios)
+#   python3 python3-pytest python3-etcd3gw python3-jsonschema python3-yaml
+#                       the Python suites and benchmarks (everything else
+#                       they import is in the standard library)
+#   chromium chromium-driver   tests/browser, tests/js (headless, through
+#                       playwright-core from npm)
+#   mount               tests/faults/test_disk_full (mount/umount a tmpfs)
+#   util-linux          setpriv: tests/faults/test_corrupt_dir runs kvgate as
+#                       nobody (Essential in Debian; listed to be sure)
+#   rocksdb-tools       ldb: tests/faults/test_corrupt_dir makes RocksDB
+#                       databases of "another program"
 PKGS=(
     build-essential pkg-config libmicrohttpd-dev libjansson-dev librocksdb-dev
-    curl etcd-server etcd-client wrk
+    curl etcd-server etcd-client wrk bc
     python3 python3-pytest python3-etcd3gw python3-jsonschema python3-yaml
     clang libclang-rt-14-dev
     chromium chromium-driver
+    mount util-linux rocksdb-tools
 )
 
 # ---- Debian packages ----------------------------------------------------
