@@ -154,6 +154,8 @@ if [ "${SKIP_SAN:-0}" != 1 ]; then
         summary+=("san-pytest: not run, $SAN_BIN was not built")
     else
         rm -rf "$ART/san"; mkdir -p "$ART/san"
+        # world-writable (sticky): tests/faults runs kvgate as nobody once
+        chmod 1777 "$ART/san"
         # ASan writes its reports to files (log_path): the suites' fixtures
         # keep the server's stderr to themselves, and a report after a test
         # passed (a leak at exit) must still fail us.  UBSan ignores log_path
