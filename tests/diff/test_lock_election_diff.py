@@ -515,6 +515,7 @@ def test_observe_waits_for_first_put(pair):
     leader, with the header at its revision."""
     def run(s):
         o = observe(s, "w")
+        time.sleep(0.5)                   # etcd sends no head yet: give it time to start
         out = [ans(s, "/v3/kv/put", {"key": b64("w"), "value": b64("a")})]     # not under w/
         out.append(ans(s, "/v3/kv/put", {"key": b64("w/b"), "value": b64("b")}))
         out.append(ans(s, "/v3/kv/put", {"key": b64("w/a"), "value": b64("a")}))

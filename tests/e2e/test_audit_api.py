@@ -49,12 +49,6 @@ LOCK_SEQ = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/http.c route table (no lock/election handlers): etcd 3.4's client "
-    "port serves the v3lock (/v3/lock/lock, /v3/lock/unlock) and v3election "
-    "(/v3/election/campaign, proclaim, leader, observe, resign) gateways, also "
-    "under /v3beta; kvgate answers 404 'Not Found' for all of them, and README "
-    "'Differences' lists only auth, member add/remove and snapshot as absent."))
 @pytest.mark.timeout(60)
 def test_lock_and_election_as_etcd(kvgate, etcd):
     want = run_seq(etcd, LOCK_SEQ)
