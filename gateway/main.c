@@ -28,6 +28,7 @@
 #include "kv.h"
 #include "kv_http.h"
 #include "lease_http.h"
+#include "lock_http.h"
 #include "log.h"
 #include "maintenance_http.h"
 #include "metrics_http.h"
@@ -443,11 +444,13 @@ int main(int argc, char **argv)
         maint_http_set_client_urls(&mh, o.advertise_client_urls ? o.advertise_client_urls : early);
     }
     metrics_http mth = {.srv = srv, .store = store, .ws = ws, .wh = wh};
+    lock_http *lkh = ws ? lock_http_new(store, ws, &kh.header, kh.max_request_bytes) : NULL;
     static_http *sh = NULL;
     if (!wh || !mh_ok || metrics_http_register(srv, &mth) != 0 || kv_http_register(srv, &kh) != 0 || status_http_register(srv, store) != 0 ||
         !(sh = static_http_register(srv, o.web_dir, &err)) ||
         watch_http_register(srv, wh) != 0 || lease_http_register(srv, &lh) != 0 ||
-        maint_http_register(srv, &mh) != 0 || gw_server_start(srv, &err) != 0) {
+        maint_http_register(srv, &mh) != 0 || !lkh || lock_http_register(srv, lkh) != 0 ||
+        gw_server_start(srv, &err) != 0) {
         fprintf(stderr, "kvgate: %s\n", err ? err : "out of memory");
         free(err);
         gw_server_free(srv);
@@ -455,6 +458,7 @@ int main(int argc, char **argv)
         if (mh_ok)
             maint_http_done(&mh);
         watch_http_free(wh);
+        lock_http_free(lkh);
         watchable_close(ws);
         kvstore_close(store);
         return 1;
@@ -481,6 +485,7 @@ int main(int argc, char **argv)
     gw_server_stop(srv, (unsigned)o.shutdown_grace_ms);
     maint_http_done(&mh);
     watch_http_free(wh);
+    lock_http_free(lkh);
     watchable_close(ws);
     kvstore_close(store);
     gw_server_free(srv);
