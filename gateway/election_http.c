@@ -191,35 +191,7 @@ static void campaign_txn(lk_op *op)
 
 static void h_campaign(gw_req *r, void *ctx)
 {
-    lk_op *op = lk_op_new(ctx, r);
-    if (!op)
-        return;
-    ej_decoder d;
-    if (lk_decode(r, &d) != 0)
-        return;
-    int rc = 0;
-    if (d.root) {
-        rc = ej_obj_bytes(&d, d.root, "name", NULL, &op->name);
-        if (rc == 0)
-            rc = ej_obj_int64(&d, d.root, "lease", NULL, &op->lease);
-        if (rc == 0)
-            rc = ej_obj_bytes(&d, d.root, "value", NULL, &op->value);
-    }
-    if (rc != 0) {
-        gw_reply_error(r, 400, GRPC_INVALID_ARGUMENT, d.msg);
-        ej_decoder_done(&d);
-        return;
-    }
-    ej_decoder_done(&d);
-    if (gw_req_header(r, "Authorization")) {
-        lk_reply_err(op, "etcdserver: invalid auth token");
-        return;
-    }
-    if (lk_prefix(&op->name, &op->pfx) != 0) {
-        lk_reply_kv_err(op, KV_ERR_NOMEM);
-        return;
-    }
-    lk_session(op, campaign_txn);
+    lk_start_named(r, ctx, true, campaign_txn);
 }
 
 /* ------------------------------------------------------------------ */

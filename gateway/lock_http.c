@@ -809,9 +809,9 @@ static void lock_txn(lk_op *op)
     lk_submit(op, req, lock_txn_done);
 }
 
-static void h_lock(gw_req *r, void *ctx)
+void lk_start_named(gw_req *r, lock_http *lh, bool with_value, lk_step_fn next)
 {
-    lk_op *op = lk_op_new(ctx, r);
+    lk_op *op = lk_op_new(lh, r);
     if (!op)
         return;
     ej_decoder d;
@@ -822,6 +822,8 @@ static void h_lock(gw_req *r, void *ctx)
         rc = ej_obj_bytes(&d, d.root, "name", NULL, &op->name);
         if (rc == 0)
             rc = ej_obj_int64(&d, d.root, "lease", NULL, &op->lease);
+        if (rc == 0 && with_value)
+            rc = ej_obj_bytes(&d, d.root, "value", NULL, &op->value);
     }
     if (rc != 0) {
         gw_reply_error(r, 400, GRPC_INVALID_ARGUMENT, d.msg);
@@ -837,7 +839,12 @@ static void h_lock(gw_req *r, void *ctx)
         lk_reply_kv_err(op, KV_ERR_NOMEM);
         return;
     }
-    lk_session(op, lock_txn);
+    lk_session(op, next);
+}
+
+static void h_lock(gw_req *r, void *ctx)
+{
+    lk_start_named(r, ctx, false, lock_txn);
 }
 
 static void unlock_done(lk_op *op)

@@ -124,6 +124,10 @@ bool lk_too_large(lock_http *lh, const kv_request *req);
 /* Lease 0: grant a 60 s lease first (concurrency.NewSession); then `next`
  * runs with op->lease set, or the grant's error answered. */
 void lk_session(lk_op *op, lk_step_fn next);
+/* A lock or campaign request: decodes {name, lease[, value]} into a new
+ * op (or answers the bad body), refuses a token as etcd does (auth is off),
+ * then opens the session and continues with next. */
+void lk_start_named(gw_req *r, lock_http *lh, bool with_value, lk_step_fn next);
 
 /* ---- observe streams (election_http.c) ---- */
 typedef struct lk_stream lk_stream;
