@@ -22,75 +22,27 @@ KVTEST_REQUIRE_BINARIES=1).
 import base64
 import json
 import os
-import shutil
-import subprocess
 import threading
 import time
 
 import pytest
 
 from kvtest import b64
+from kvtest.nodedriver import NodeDriver, require_browser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = os.path.join(REPO, "tests", "artifacts", "screenshots")
 
 
-def _need(ok, what):
-    if ok:
-        return
-    if os.environ.get("KVTEST_REQUIRE_BINARIES") == "1":
-        pytest.fail(what + " missing (KVTEST_REQUIRE_BINARIES=1)")
-    pytest.skip(what + " missing")
-
-
-def _require_browser():
-    _need(shutil.which("node"), "node")
-    _need(os.path.isdir(os.path.join(REPO, "node_modules", "playwright-core")),
-          "playwright-core (npm; tests/deps.sh)")
-    _need(os.access(CHROMIUM, os.X_OK), CHROMIUM)
-
-
-class Browser:
+class Browser(NodeDriver):
     """dashboard_driver.mjs: one JSON command per line, one JSON answer."""
 
     def __init__(self):
-        self.p = subprocess.Popen(["node", os.path.join(HERE, "dashboard_driver.mjs")],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, cwd=REPO, text=True)
-        self.lines = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        first = self._next(60)
-        assert first.get("ready"), first
-
-    def _read(self):
-        for line in self.p.stdout:
-            with self.cv:
-                self.lines.append(line)
-                self.cv.notify_all()
-        with self.cv:
-            self.lines.append(None)
-            self.cv.notify_all()
-
-    def _next(self, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while not self.lines:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("driver silent for %ss" % timeout)
-                self.cv.wait(left)
-            line = self.lines.pop(0)
-        if line is None:
-            raise AssertionError("driver exited: %s" % self.p.stderr.read()[-3000:])
-        return json.loads(line)
+        super().__init__(os.path.join(HERE, "dashboard_driver.mjs"))
 
     def cmd(self, c, answer_s=30):
-        self.p.stdin.write(json.dumps(c) + "\n")
-        self.p.stdin.flush()
-        r = self._next(answer_s)
+        r = self.send(json.dumps(c), answer_s)
         if "error" in r:
             raise AssertionError("%s: %s\npage: %s" % (c, r["error"], self.debug()))
         return r
@@ -135,16 +87,7 @@ class Browser:
         return self.cmd({"op": "errors"})["value"]
 
     def close(self):
-        try:
-            if self.p.poll() is None:
-                self.p.stdin.write(json.dumps({"op": "quit"}) + "\n")
-                self.p.stdin.flush()
-                self.p.wait(10)
-        except Exception:  # noqa: BLE001
-            pass
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait(5)
+        self.stop(json.dumps({"op": "quit"}))
 
 
 DEBUG_JS = """(() => ({
@@ -158,7 +101,7 @@ DEBUG_JS = """(() => ({
 
 @pytest.fixture
 def browser():
-    _require_browser()
+    require_browser()
     b = Browser()
     try:
         yield b

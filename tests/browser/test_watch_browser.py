@@ -11,67 +11,24 @@ It must:
 Skipped when node, playwright-core or /usr/bin/chromium is missing (unless
 KVTEST_REQUIRE_BINARIES=1).
 """
-import json
 import os
-import shutil
-import subprocess
-import threading
 import time
 
 import pytest
 
 from kvtest import free_port
+from kvtest.nodedriver import NodeDriver, require_browser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-CHROMIUM = "/usr/bin/chromium"
 
 
-def _need(ok, what):
-    if ok:
-        return
-    if os.environ.get("KVTEST_REQUIRE_BINARIES") == "1":
-        pytest.fail(what + " missing (KVTEST_REQUIRE_BINARIES=1)")
-    pytest.skip(what + " missing")
-
-
-class Driver:
+class Driver(NodeDriver):
     def __init__(self, page_port):
-        self.p = subprocess.Popen(["node", os.path.join(HERE, "driver.mjs"), str(page_port)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, cwd=REPO, text=True)
-        self.lines = []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        first = self._next(60)
-        assert first.get("ready"), first
-
-    def _read(self):
-        for line in self.p.stdout:
-            with self.cv:
-                self.lines.append(line)
-                self.cv.notify_all()
-        with self.cv:
-            self.lines.append(None)
-            self.cv.notify_all()
-
-    def _next(self, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while not self.lines:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("driver silent for %ss" % timeout)
-                self.cv.wait(left)
-            line = self.lines.pop(0)
-        if line is None:
-            raise AssertionError("driver exited: %s" % self.p.stderr.read()[-3000:])
-        return json.loads(line)
+        super().__init__(os.path.join(HERE, "driver.mjs"), page_port)
 
     def cmd(self, c, timeout=20):
-        self.p.stdin.write(c + "\n")
-        self.p.stdin.flush()
-        r = self._next(timeout)
+        r = self.send(c, timeout)
         assert "error" not in r, r
         return r
 
@@ -90,16 +47,7 @@ class Driver:
             time.sleep(0.1)
 
     def close(self):
-        try:
-            if self.p.poll() is None:
-                self.p.stdin.write("quit\n")
-                self.p.stdin.flush()
-                self.p.wait(10)
-        except Exception:
-            pass
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait(5)
+        self.stop("quit")
 
 
 def changes(log):
@@ -116,10 +64,7 @@ def changes(log):
 
 @pytest.mark.timeout(120)
 def test_eventsource_live_and_reconnect_after_restart(kvgate_factory):
-    _need(shutil.which("node"), "node")
-    _need(os.path.isdir(os.path.join(REPO, "node_modules", "playwright-core")),
-          "playwright-core (npm; tests/deps.sh)")
-    _need(os.access(CHROMIUM, os.X_OK), CHROMIUM)
+    require_browser()
     page_port = free_port()
     origin = "http://127.0.0.1:%d" % page_port
     k = kvgate_factory(extra_args=["--cors-origins", origin])
