@@ -20,7 +20,6 @@ from kvtest import free_port
 from kvtest.nodedriver import NodeDriver, require_browser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 class Driver(NodeDriver):

@@ -14,12 +14,12 @@ The deterministic lease cases are data in tests/diff/cases/lease.json.
 import json
 import os
 import sys
-import threading
 import time
 
 import pytest
 
-from kvtest import Client, Etcd, Kvgate, b64, normalise
+from kvtest import Client, b64, normalise
+from kvtest.pair import both
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 from test_watch_stream import Stream  # noqa: E402
@@ -41,41 +41,6 @@ def norm(obj):
             return [walk(v) for v in x]
         return x
     return walk(obj)
-
-
-@pytest.fixture
-def pair(kvgate_binary, etcd_binary):
-    servers = [Etcd(), Kvgate(binary=kvgate_binary)]
-    try:
-        for s in servers:
-            s.spawn()
-        for s in servers:
-            s.wait_ready()
-        yield servers
-    finally:
-        for s in servers:
-            s.cleanup()
-
-
-def both(pair, fn):
-    """Runs fn(server) on etcd and kvgate at once; returns [etcd, kvgate]."""
-    out = [None, None]
-    errs = []
-
-    def go(i):
-        try:
-            out[i] = fn(pair[i])
-        except BaseException as e:  # noqa: B902 - re-raised below
-            errs.append(e)
-
-    ts = [threading.Thread(target=go, args=(i,)) for i in range(2)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(60)
-    if errs:
-        raise errs[0]
-    return out
 
 
 def post(s, path, body):

@@ -10,56 +10,18 @@ in threads with timeouts.
 """
 import base64
 import json
-import os
 import re
 import signal
 import socket
-import sys
 import threading
 import time
 
 import pytest
 
-from kvtest import Client, Etcd, Kvgate, b64, normalise
+from kvtest import Client, b64, normalise
+from kvtest.pair import both
 from kvtest.cases import answer
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from test_watch_stream import Stream  # noqa: E402
-
-
-@pytest.fixture
-def pair(kvgate_binary, etcd_binary):
-    servers = [Etcd(), Kvgate(binary=kvgate_binary)]
-    try:
-        for s in servers:
-            s.spawn()
-        for s in servers:
-            s.wait_ready()
-        yield servers
-    finally:
-        for s in servers:
-            s.cleanup()
-
-
-def both(pair, fn):
-    """Runs fn(server) on etcd and kvgate at once; returns [etcd, kvgate]."""
-    out = [None, None]
-    errs = []
-
-    def go(i):
-        try:
-            out[i] = fn(pair[i])
-        except BaseException as e:  # noqa: B902 - re-raised below
-            errs.append((pair[i].name, e))
-
-    ts = [threading.Thread(target=go, args=(i,)) for i in range(2)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(90)
-    if errs:
-        raise AssertionError("%s: %r" % errs[0]) from errs[0][1]
-    return out
 
 
 def ans(s, path, body, headers=None, timeout=10.0):
