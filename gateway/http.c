@@ -29,8 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,6 +120,16 @@ struct gw_server {
     unsigned n_conns;
     pthread_t sweeper;
     bool sweeper_on, sweeper_stop;
+    /* Direct writes (see "direct writes" below): streams whose socket was
+     * full, waiting for it to drain, and the thread that waits for them.
+     * blk_mu guards the list and every gw_req.bnext/bprev; it is taken
+     * inside a request's lock, never the other way round. */
+    pthread_mutex_t blk_mu;
+    gw_req *blocked;
+    int blk_epfd, blk_evfd;
+    pthread_t flusher;
+    bool flusher_on;
+    atomic_bool flusher_stop;
 };
 
 /* RS_DRAIN: an answer is ready (404, 405, preflight...) but the request
@@ -169,6 +182,17 @@ struct gw_req {
     char *rel_buf;
     size_t rel_max;
     bool rel_dirty;
+    /* direct writes (under lock): the socket, the framing libmicrohttpd
+     * uses for this stream, what a partial write left unsent */
+    int fd;
+    enum { DW_NONE = 0, DW_CHUNKED, DW_RAW } framing;
+    char *dw;
+    size_t dw_off, dw_len;
+    bool dw_failed;           /* a direct write failed or stalled: abort */
+    bool blocked;             /* on gw_server.blocked, fd in blk_epfd */
+    uint64_t blocked_ms;      /* since when */
+    gw_req *bnext, *bprev;    /* gw_server.blocked, under blk_mu */
+    bool http10, http11;      /* the request's version */
 
     char inline_body[];
 };
@@ -187,6 +211,7 @@ static gw_req *req_new(gw_server *s, struct MHD_Connection *c, const char *url, 
     r->path = url;
     r->method = method;
     atomic_init(&r->refs, 1);
+    r->fd = -1;
     r->body = r->inline_body;
     r->body_cap = gw_inline_body;
     pthread_mutex_init(&r->lock, NULL);
@@ -206,9 +231,13 @@ static void req_unref(gw_req *r)
         free(r->extra[i][0]);
         free(r->extra[i][1]);
     }
+    free(r->dw);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
+
+void gw_req_ref(gw_req *r) { atomic_fetch_add(&r->refs, 1); }
+void gw_req_unref(gw_req *r) { req_unref(r); }
 
 /* ------------------------------------------------------------------ */
 /* accessors                                                           */
@@ -418,6 +447,13 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     gw_req *r = cls;
     (void)pos;
+    /* a direct write failed, or left part of a chunk unsent (resumed by
+     * gw_server_stop while blocked): the stream cannot go on */
+    pthread_mutex_lock(&r->lock);
+    bool abort_ = r->dw_failed || r->dw_len;
+    pthread_mutex_unlock(&r->lock);
+    if (abort_)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     ssize_t n = r->rd(r->sctx, buf, max);
     stream_note_buffer(r, buf, max, n > 0 ? (size_t)n : 0);
     if (n > 0)
@@ -481,6 +517,17 @@ static enum MHD_Result queue_stream(gw_req *r)
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     r->state = RS_DONE;
+    /* libmicrohttpd 0.9.75 frames a stream of unknown length in chunks for
+     * HTTP/1.1 (also with "Connection: close") and sends it raw, closing
+     * at the end, for HTTP/1.0; direct writes frame theirs the same way. */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    pthread_mutex_lock(&r->lock);
+    if (ci && ok == MHD_YES && r->s->flusher_on && (r->http11 || r->http10)) {
+        r->fd = ci->connect_fd;
+        r->framing = r->http11 ? DW_CHUNKED : DW_RAW;
+    }
+    pthread_mutex_unlock(&r->lock);
     /* The idle timeout is for ordinary requests (slow-loris).  A stream is
      * suspended while it has nothing to send (no timeout then), but a
      * reader that stops reading leaves it blocked on a full socket, which
@@ -491,16 +538,329 @@ static enum MHD_Result queue_stream(gw_req *r)
     return ok;
 }
 
+static void direct_flush(gw_req *r);
+
 void gw_stream_wake(gw_req *r)
 {
     pthread_mutex_lock(&r->lock);
-    if (r->suspended) {
+    if (r->suspended && !r->blocked) {
         r->suspended = false;
         MHD_resume_connection(r->conn);
+    } else if (r->blocked) {
+        /* part of a direct write waits for the socket: the flusher goes on
+         * (the reader runs again once it drained) */
     } else if (!r->closed) {
         r->wake_pending = true;
     }
     pthread_mutex_unlock(&r->lock);
+}
+
+void gw_stream_wake_direct(gw_req *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->suspended) {
+        if (r->framing != DW_NONE && !atomic_load(&r->s->stopping)) {
+            if (!r->blocked) /* blocked: the flusher goes on when it drains */
+                direct_flush(r);
+        } else {
+            r->suspended = false;
+            MHD_resume_connection(r->conn);
+        }
+    } else if (!r->closed) {
+        r->wake_pending = true;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- direct writes ----
+ * A stream wakes up for every event, and on the fan-out benchmark nearly
+ * every stream is idle between events.  Through libmicrohttpd that costs,
+ * per event and stream, MHD_resume_connection (its mutex and one eventfd
+ * write), a worker wake-up, the reader, the send and MHD_suspend_connection
+ * again.  Instead, while a stream is suspended in libmicrohttpd (its
+ * reader returned 0, so everything before was sent and libmicrohttpd has
+ * nothing buffered), gw_stream_wake_direct runs the reader on the calling thread
+ * and writes its output to the socket itself, framed as libmicrohttpd
+ * frames that stream (chunks for HTTP/1.1, raw for HTTP/1.0): one sendmsg
+ * per event and stream, and the connection stays suspended.  Only a
+ * stream that ends (the reader returns END or ERROR) or a heavy one (more
+ * than gw_direct_burst bytes in one go) is resumed, and libmicrohttpd's
+ * reader path takes over until the stream is idle again.  A socket that
+ * takes only part of a chunk keeps the rest here (it must go out before
+ * anything else), is watched by the flusher thread (epoll, EPOLLOUT) and
+ * aborted after --stream-stall-timeout seconds without draining.
+ * Everything under the request's lock; the reader never runs on two
+ * threads at once (libmicrohttpd calls it only while not suspended). */
+static const size_t gw_direct_chunk = 16 * 1024; /* reader output per write */
+static const size_t gw_direct_burst = 64 * 1024; /* then libmicrohttpd takes over */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void resume_locked(gw_req *r)
+{
+    r->suspended = false;
+    MHD_resume_connection(r->conn);
+}
+
+/* Waits for the socket to drain (under r->lock). */
+static void dw_block(gw_req *r)
+{
+    gw_server *s = r->s;
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = r};
+    if (s->blk_epfd < 0 || epoll_ctl(s->blk_epfd, EPOLL_CTL_ADD, r->fd, &ev) != 0) {
+        /* nobody could wake it: give up on the stream */
+        r->dw_failed = true;
+        resume_locked(r);
+        return;
+    }
+    r->blocked = true;
+    r->blocked_ms = mono_ms();
+    pthread_mutex_lock(&s->blk_mu);
+    r->bprev = NULL;
+    r->bnext = s->blocked;
+    if (s->blocked)
+        s->blocked->bprev = r;
+    s->blocked = r;
+    pthread_mutex_unlock(&s->blk_mu);
+}
+
+/* Under r->lock, while still suspended: the fd is still this stream's. */
+static void dw_unblock(gw_req *r)
+{
+    gw_server *s = r->s;
+    if (!r->blocked)
+        return;
+    r->blocked = false;
+    (void)epoll_ctl(s->blk_epfd, EPOLL_CTL_DEL, r->fd, NULL);
+    pthread_mutex_lock(&s->blk_mu);
+    if (r->bprev)
+        r->bprev->bnext = r->bnext;
+    else
+        s->blocked = r->bnext;
+    if (r->bnext)
+        r->bnext->bprev = r->bprev;
+    r->bnext = r->bprev = NULL;
+    pthread_mutex_unlock(&s->blk_mu);
+}
+
+/* Sends iov; keeps what the socket did not take in r->dw.  Returns 1 when
+ * all went, 0 when some is left (blocked), -1 on a socket error. */
+static int dw_send(gw_req *r, struct iovec *iov, int niov)
+{
+    size_t total = 0;
+    for (int i = 0; i < niov; i++)
+        total += iov[i].iov_len;
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    ssize_t k;
+    do
+        k = sendmsg(r->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (k < 0 && errno == EINTR);
+    if (k < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        k = 0;
+    }
+    if ((size_t)k == total)
+        return 1;
+    size_t rest = total - (size_t)k;
+    char *p = malloc(rest);
+    if (!p)
+        return -1;
+    size_t o = 0, skip = (size_t)k;
+    for (int i = 0; i < niov; i++) {
+        size_t l = iov[i].iov_len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(p + o, (char *)iov[i].iov_base + skip, l - skip);
+        o += l - skip;
+        skip = 0;
+    }
+    free(r->dw);
+    r->dw = p;
+    r->dw_off = 0;
+    r->dw_len = rest;
+    return 0;
+}
+
+/* What a partial write left: 1 all sent, 0 still blocked, -1 error. */
+static int dw_send_rest(gw_req *r)
+{
+    ssize_t k;
+    do
+        k = send(r->fd, r->dw + r->dw_off, r->dw_len - r->dw_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (k < 0 && errno == EINTR);
+    if (k < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    r->dw_off += (size_t)k;
+    if (r->dw_off < r->dw_len)
+        return 0;
+    free(r->dw);
+    r->dw = NULL;
+    r->dw_off = r->dw_len = 0;
+    return 1;
+}
+
+/* Under r->lock; r suspended, not blocked (or just unblocked), framing set.
+ * Writes what the reader has until it has nothing (stays suspended), the
+ * socket is full (blocked), or the stream ends, fails or is heavy
+ * (resumed: libmicrohttpd's reader path goes on). */
+static void direct_flush(gw_req *r)
+{
+    char data[gw_direct_chunk];
+    size_t sent = 0;
+    if (r->dw_len) {
+        int rc = dw_send_rest(r);
+        if (rc == 0) {
+            dw_block(r);
+            return;
+        }
+        if (rc < 0) {
+            r->dw_failed = true;
+            resume_locked(r);
+            return;
+        }
+    }
+    for (;;) {
+        if (sent >= gw_direct_burst) {
+            resume_locked(r);
+            return;
+        }
+        ssize_t n = r->rd(r->sctx, data, sizeof data);
+        if (n == 0) {
+            r->wake_pending = false;
+            return;
+        }
+        if (n < 0) { /* END or ERROR: the reader says it again to libmicrohttpd */
+            resume_locked(r);
+            return;
+        }
+        char hdr[24];
+        struct iovec iov[3];
+        int niov = 0;
+        if (r->framing == DW_CHUNKED) {
+            int hl = snprintf(hdr, sizeof hdr, "%zx\r\n", (size_t)n);
+            iov[niov++] = (struct iovec){hdr, (size_t)hl};
+        }
+        iov[niov++] = (struct iovec){data, (size_t)n};
+        if (r->framing == DW_CHUNKED)
+            iov[niov++] = (struct iovec){(void *)"\r\n", 2};
+        int rc = dw_send(r, iov, niov);
+        if (rc < 0) {
+            r->dw_failed = true;
+            resume_locked(r);
+            return;
+        }
+        if (rc == 0) {
+            dw_block(r);
+            return;
+        }
+        sent += (size_t)n;
+    }
+}
+
+/* Finds r on the blocked list and takes a reference (listed = suspended =
+ * alive); false if it is not there any more. */
+static bool blocked_ref(gw_server *s, gw_req *r)
+{
+    bool found = false;
+    pthread_mutex_lock(&s->blk_mu);
+    for (gw_req *x = s->blocked; x; x = x->bnext)
+        if (x == r) {
+            atomic_fetch_add(&r->refs, 1);
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&s->blk_mu);
+    return found;
+}
+
+static void *flusher_main(void *arg)
+{
+    gw_server *s = arg;
+    struct epoll_event evs[64];
+    uint64_t next_scan = mono_ms() + 1000;
+    while (!atomic_load(&s->flusher_stop)) {
+        int n = epoll_wait(s->blk_epfd, evs, 64, 1000);
+        for (int i = 0; i < n; i++) {
+            gw_req *r = evs[i].data.ptr;
+            if (!r || !blocked_ref(s, r))
+                continue; /* the stop eventfd, or no longer blocked */
+            pthread_mutex_lock(&r->lock);
+            if (r->blocked) {
+                dw_unblock(r);
+                if (r->suspended && !r->closed)
+                    direct_flush(r);
+            }
+            pthread_mutex_unlock(&r->lock);
+            req_unref(r);
+        }
+        uint64_t now = mono_ms();
+        if (now < next_scan)
+            continue;
+        next_scan = now + 1000;
+        unsigned tmo = s->cfg.stream_timeout_s;
+        if (!tmo)
+            continue;
+        /* streams that took nothing for --stream-stall-timeout: abort */
+        for (;;) {
+            gw_req *r = NULL;
+            pthread_mutex_lock(&s->blk_mu);
+            for (gw_req *x = s->blocked; x; x = x->bnext)
+                if (now - x->blocked_ms >= (uint64_t)tmo * 1000u) {
+                    r = x;
+                    atomic_fetch_add(&r->refs, 1);
+                    break;
+                }
+            pthread_mutex_unlock(&s->blk_mu);
+            if (!r)
+                break;
+            pthread_mutex_lock(&r->lock);
+            if (r->blocked) {
+                dw_unblock(r);
+                r->dw_failed = true;
+                if (r->suspended && !r->closed)
+                    resume_locked(r);
+            }
+            pthread_mutex_unlock(&r->lock);
+            req_unref(r);
+        }
+    }
+    return NULL;
+}
+
+static int flusher_start(gw_server *s)
+{
+    s->blk_epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->blk_evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->blk_epfd < 0 || s->blk_evfd < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(s->blk_epfd, EPOLL_CTL_ADD, s->blk_evfd, &ev) != 0)
+        return -1;
+    atomic_store(&s->flusher_stop, false);
+    if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0)
+        return -1;
+    s->flusher_on = true;
+    return 0;
+}
+
+static void flusher_stop(gw_server *s)
+{
+    if (s->flusher_on) {
+        atomic_store(&s->flusher_stop, true);
+        uint64_t one = 1;
+        ssize_t w = write(s->blk_evfd, &one, sizeof one);
+        (void)w;
+        pthread_join(s->flusher, NULL);
+        s->flusher_on = false;
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -993,12 +1353,13 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
     if (query_overflow)
         *con_cls = NULL;
     gw_req *r = *con_cls;
-    (void)version;
 
     if (!r) {
         r = req_new(s, c, url, method);
         if (!r)
             return MHD_NO;
+        r->http11 = version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+        r->http10 = version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
         *con_cls = r;
         r->t0_us = mono_us();
         atomic_fetch_add_explicit(&s->active, 1, memory_order_relaxed);
@@ -1268,6 +1629,8 @@ gw_server *gw_server_new(const gw_config *cfg, char **errmsg)
     atomic_init(&s->active, 0);
     pthread_mutex_init(&s->live_mu, NULL);
     pthread_mutex_init(&s->conns_mu, NULL);
+    pthread_mutex_init(&s->blk_mu, NULL);
+    s->blk_epfd = s->blk_evfd = -1;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1341,6 +1704,10 @@ int gw_server_start(gw_server *s, char **errmsg)
             return -1;
         }
     }
+    if (flusher_start(s) != 0) { /* no direct writes then (libmicrohttpd's path only) */
+        flusher_stop(s);
+        log_printf(LOG_WARN, "http", "direct stream writes off: cannot start their thread");
+    }
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, ahc, s,
         /* first: options after it could log through the default logger */
@@ -1357,11 +1724,13 @@ int gw_server_start(gw_server *s, char **errmsg)
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, s,
         MHD_OPTION_END);
     if (!s->d) {
+        flusher_stop(s);
         *errmsg = msgf("listen %s: cannot start the HTTP server%s", s->cfg.listen, "");
         return -1;
     }
     if (s->cfg.conn_timeout_s) {
         if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0) {
+            flusher_stop(s);
             MHD_stop_daemon(s->d);
             s->d = NULL;
             *errmsg = msgf("cannot start the request deadline thread%s%s", "", "");
@@ -1416,6 +1785,7 @@ static void resume_all_suspended(gw_server *s)
         gw_req *r = v[i];
         pthread_mutex_lock(&r->lock);
         if (r->suspended && !r->closed) {
+            dw_unblock(r); /* (its partial chunk makes the reader abort) */
             r->suspended = false;
             r->stop_forced = true;
             MHD_resume_connection(r->conn);
@@ -1448,6 +1818,7 @@ void gw_server_stop(gw_server *s, unsigned grace_ms)
     }
     resume_all_suspended(s);
     sweeper_stop(s);
+    flusher_stop(s); /* after the resumes: nothing is blocked any more */
     MHD_stop_daemon(s->d);
     s->d = NULL;
     s->listen_fd = -1; /* closed above, or by MHD_stop_daemon */
@@ -1475,6 +1846,11 @@ void gw_server_free(gw_server *s)
     free(s->host);
     pthread_mutex_destroy(&s->live_mu);
     pthread_mutex_destroy(&s->conns_mu);
+    pthread_mutex_destroy(&s->blk_mu);
+    if (s->blk_epfd >= 0)
+        close(s->blk_epfd);
+    if (s->blk_evfd >= 0)
+        close(s->blk_evfd);
     pthread_cond_destroy(&s->sweeper_cv);
     free(s);
 }

@@ -161,5 +161,18 @@ typedef ssize_t (*gw_stream_read_fn)(void *sctx, char *buf, size_t max);
 void gw_reply_stream(gw_req *r, int status, const char *content_type,
                      gw_stream_read_fn read, void *sctx, void (*on_close)(void *sctx));
 void gw_stream_wake(gw_req *r); /* any thread */
+/* The same, except that while the stream is idle in libmicrohttpd
+ * (suspended after its reader returned 0) the reader runs on the calling
+ * thread and its output goes straight to the socket (http.c, "direct
+ * writes": one send per wake-up instead of a resume, a worker wake-up and
+ * a suspend).  So the caller must not hold any lock the reader takes.  The
+ * reader still never runs on two threads at once. */
+void gw_stream_wake_direct(gw_req *r);
+
+/* A reference that keeps r's memory valid (not its stream): e.g. to call
+ * gw_stream_wake_direct outside the owner's lock.  A wake-up of a request
+ * whose stream has closed (on_close ran) does nothing then. */
+void gw_req_ref(gw_req *r);
+void gw_req_unref(gw_req *r);
 
 #endif

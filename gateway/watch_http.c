@@ -6,9 +6,12 @@
  * One HTTP connection = one wconn = one watch_stream.  Data flow:
  *
  *   committer / sync loops --(watch queue)--> wake_cb --(pending list)-->
- *   pump thread --gw_stream_wake--> MHD worker --reader--> socket
+ *   pump thread --gw_stream_wake_direct--> reader --> socket
  *
- * The reader (MHD worker thread) pops responses, encodes them into the
+ * The pump runs the reader itself and writes to the socket while the
+ * stream is idle in libmicrohttpd (http.c, "direct writes"); otherwise
+ * (the first response, a stream that ends or is busy) an MHD worker does.
+ * The reader (either thread, never both at once) pops responses, encodes them into the
  * connection's output buffer and copies as much as MHD takes; when the
  * queue is empty it returns 0 and the core suspends the connection.  The
  * wakeup callback runs under the watchable's lock and must be cheap, so it
@@ -93,6 +96,8 @@ struct watch_http {
     pthread_cond_t cond;
     wconn *conns;        /* registry, doubly linked */
     wconn *pending;      /* connections to resume, singly linked */
+    gw_req **wake_v;     /* the pump's batch of wake-ups (pump thread only) */
+    size_t wake_cap;
     bool stop_pump;
     atomic_bool ending;  /* server shutting down (set under mu, read anywhere) */
     pthread_t pump;
@@ -183,13 +188,41 @@ static void *pump_main(void *arg)
                 nanosleep(&d, NULL);
                 pthread_mutex_lock(&wh->mu);
             }
+            /* A wake-up may write to the socket itself (gw_stream_wake_direct
+             * runs the reader here), so they run outside wh->mu, which the
+             * committer's wake_cb takes: each request is held by a
+             * reference, and one whose stream closed meanwhile ignores it. */
+            size_t n = 0;
+            for (wconn *c = wh->pending; c; c = c->pnext)
+                n++;
+            if (n > wh->wake_cap) {
+                gw_req **v = realloc(wh->wake_v, n * sizeof *v);
+                if (v) {
+                    wh->wake_v = v;
+                    wh->wake_cap = n;
+                }
+            }
+            size_t k = 0;
             wconn *list = wh->pending;
             wh->pending = NULL;
             for (wconn *c = list, *nx; c; c = nx) {
                 nx = c->pnext;
                 c->pnext = NULL;
                 c->pending = false;
-                gw_stream_wake(c->r);
+                if (k < wh->wake_cap) {
+                    gw_req_ref(c->r);
+                    wh->wake_v[k++] = c->r;
+                } else {
+                    gw_stream_wake(c->r); /* (no memory for the list) */
+                }
+            }
+            if (k) {
+                pthread_mutex_unlock(&wh->mu);
+                for (size_t i = 0; i < k; i++) {
+                    gw_stream_wake_direct(wh->wake_v[i]);
+                    gw_req_unref(wh->wake_v[i]);
+                }
+                pthread_mutex_lock(&wh->mu);
             }
         }
         long long now = wh_now_ms();
@@ -966,6 +999,7 @@ void watch_http_free(watch_http *wh)
     pthread_cond_signal(&wh->cond);
     pthread_mutex_unlock(&wh->mu);
     pthread_join(wh->pump, NULL);
+    free(wh->wake_v);
     pthread_cond_destroy(&wh->cond);
     pthread_mutex_destroy(&wh->mu);
     free(wh);

@@ -187,6 +187,199 @@ static void h_stream(gw_req *r, void *ctx)
     pthread_detach(t);
 }
 
+/* ---- a bulk stream: many wake-ups, big pieces, a slow client ----
+ * Exercises direct writes (http.c): partial chunks kept while the socket is
+ * full, the flusher thread, the hand-over to libmicrohttpd for heavy
+ * streams and back, both framings. */
+typedef struct bulk {
+    pthread_mutex_t mu;
+    char *data;
+    size_t len, off; /* produced, handed to the core */
+    bool done, closed;
+    gw_req *r;
+} bulk;
+
+#define BULK_PIECES 120
+
+static size_t bulk_piece_len(int i) { return (size_t)(i * 7919 % 30000) + 1; }
+static char bulk_byte(size_t pos) { return (char)('a' + (pos * 31 + pos / 977) % 26); }
+
+static ssize_t bulk_read(void *sctx, char *buf, size_t max)
+{
+    bulk *b = sctx;
+    pthread_mutex_lock(&b->mu);
+    ssize_t n = 0;
+    if (b->off < b->len) {
+        size_t k = b->len - b->off < max ? b->len - b->off : max;
+        memcpy(buf, b->data + b->off, k);
+        b->off += k;
+        n = (ssize_t)k;
+    } else if (b->done) {
+        n = GW_STREAM_END;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+static void bulk_close(void *sctx)
+{
+    bulk *b = sctx;
+    pthread_mutex_lock(&b->mu);
+    b->closed = true;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static size_t bulk_total(void)
+{
+    size_t t = 0;
+    for (int i = 0; i < BULK_PIECES; i++)
+        t += bulk_piece_len(i);
+    return t;
+}
+
+static void *bulk_producer(void *arg)
+{
+    bulk *b = arg;
+    size_t total = bulk_total();
+    pthread_mutex_lock(&b->mu);
+    b->data = malloc(total);
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < BULK_PIECES; i++) {
+        pthread_mutex_lock(&b->mu);
+        size_t l = bulk_piece_len(i);
+        for (size_t j = 0; j < l; j++)
+            b->data[b->len + j] = bulk_byte(b->len + j);
+        b->len += l;
+        if (i == BULK_PIECES - 1)
+            b->done = true;
+        bool closed = b->closed;
+        pthread_mutex_unlock(&b->mu);
+        if (closed) /* r is held by our reference (h_bulk) */
+            ;
+        else if (i % 3 == 2) /* both kinds of wake-up, also while blocked */
+            gw_stream_wake(b->r);
+        else
+            gw_stream_wake_direct(b->r);
+        if (i % 8 == 0) {
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (;;) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&b->mu);
+        bool c = b->closed;
+        pthread_mutex_unlock(&b->mu);
+        if (c)
+            break;
+    }
+    gw_req_unref(b->r);
+    free(b->data);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+    return NULL;
+}
+
+static void h_bulk(gw_req *r, void *ctx)
+{
+    (void)ctx;
+    bulk *b = calloc(1, sizeof *b);
+    pthread_mutex_init(&b->mu, NULL);
+    b->r = r;
+    gw_req_ref(r); /* wakes outside b->mu may come after the stream closed */
+    gw_reply_stream(r, 200, "application/octet-stream", bulk_read, b, bulk_close);
+    pthread_t t;
+    pthread_create(&t, NULL, bulk_producer, b);
+    pthread_detach(t);
+}
+
+/* GET /v3/bulk with a small receive buffer, not read for `stall_ms`, then
+ * read to EOF; returns the body (chunked decoded when chunked) or NULL. */
+static char *bulk_fetch(const char *version, int stall_ms, size_t *len, bool *chunked)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int rcv = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return NULL;
+    }
+    char req[128];
+    snprintf(req, sizeof req, "GET /v3/bulk %s\r\nHost: x\r\nConnection: close\r\n\r\n", version);
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return NULL;
+    }
+    struct timespec ts = {stall_ms / 1000, (long)(stall_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    size_t cap = 1 << 16, n = 0;
+    char *raw = malloc(cap);
+    for (;;) {
+        if (cap - n < 65536)
+            raw = realloc(raw, cap *= 2);
+        ssize_t k = read(fd, raw + n, cap - n - 1);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    close(fd);
+    raw[n] = 0;
+    char *body = strstr(raw, "\r\n\r\n");
+    if (!body) {
+        free(raw);
+        return NULL;
+    }
+    *chunked = strstr(raw, "Transfer-Encoding: chunked") && strstr(raw, "Transfer-Encoding: chunked") < body;
+    body += 4;
+    size_t blen = n - (size_t)(body - raw);
+    char *out = malloc(blen + 1);
+    size_t o = 0;
+    if (!*chunked) {
+        memcpy(out, body, blen);
+        o = blen;
+    } else {
+        char *p = body, *end = body + blen;
+        for (;;) {
+            char *e = NULL;
+            unsigned long cl = strtoul(p, &e, 16);
+            if (e == p || e + 2 > end || e[0] != '\r' || e[1] != '\n') {
+                free(out);
+                out = NULL;
+                break;
+            }
+            p = e + 2;
+            if (cl == 0)
+                break;
+            if (p + cl + 2 > end || p[cl] != '\r' || p[cl + 1] != '\n') {
+                free(out);
+                out = NULL;
+                break;
+            }
+            memcpy(out + o, p, cl);
+            o += cl;
+            p += cl + 2;
+        }
+    }
+    free(raw);
+    *len = o;
+    return out;
+}
+
+static bool bulk_ok(const char *b, size_t len)
+{
+    if (!b || len != bulk_total())
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != bulk_byte(i))
+            return false;
+    return true;
+}
+
 int main(void)
 {
     char *err = NULL;
@@ -199,6 +392,7 @@ int main(void)
     gw_server_route(s, "POST", "/v3/async", h_async, NULL);
     gw_server_route(s, "POST", "/v3/early", h_early, NULL);
     gw_server_route(s, "GET", "/v3/stream", h_stream, NULL);
+    gw_server_route(s, "GET", "/v3/bulk", h_bulk, NULL);
     CHECK_EQ_INT(gw_server_start(s, &err), 0);
     port = gw_server_port(s);
     CHECK(port != 0);
@@ -286,6 +480,22 @@ int main(void)
         r = http(req);
         CHECK(strstr(r, "HTTP/1.1 413") == r);
         free(r);
+    }
+    TEST("bulk streams to slow clients: every byte once, in order, framed (HTTP/1.1 and 1.0)") {
+        const char *vers[2] = {"HTTP/1.1", "HTTP/1.0"};
+        for (int v = 0; v < 2; v++)
+            for (int stall = 0; stall <= 300; stall += 300) {
+                size_t len = 0;
+                bool chunked = false;
+                char *b = bulk_fetch(vers[v], stall, &len, &chunked);
+                CHECK(b != NULL);
+                CHECK(chunked == (v == 0));
+                CHECK(bulk_ok(b, len));
+                if (!bulk_ok(b, len))
+                    fprintf(stderr, "bulk %s stall %d: %zu of %zu bytes\n", vers[v], stall, len,
+                            bulk_total());
+                free(b);
+            }
     }
     TEST("CORS: preflight and headers for allowed origins only") {
         char *r = http("OPTIONS /v3/sync HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
