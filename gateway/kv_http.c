@@ -161,6 +161,22 @@ static void submit(gw_req *r, kv_http *kh, kv_request *req)
     kvstore_submit(kh->store, req, kv_done, r);
 }
 
+/* A txn whose branches hold only ranges: etcd serves it without raft
+ * (isTxnReadonly), so the raft request size limit does not apply to it. */
+static bool txn_read_only(const kv_request *req)
+{
+    if (req->kind != KV_REQ_OP || req->op.type != KV_OP_TXN)
+        return false;
+    const kv_txn_req *t = req->op.u.txn;
+    for (size_t i = 0; i < t->n_success; i++)
+        if (t->success[i].type != KV_OP_RANGE)
+            return false;
+    for (size_t i = 0; i < t->n_failure; i++)
+        if (t->failure[i].type != KV_OP_RANGE)
+            return false;
+    return true;
+}
+
 /* Decodes the body into a new request of the given kind; NULL after
  * replying with the error. */
 static kv_request *decode_write(gw_req *r, kv_http *kh, int which)
@@ -230,7 +246,7 @@ static kv_request *decode_write(gw_req *r, kv_http *kh, int which)
         kv_request_free(req);
         return NULL;
     }
-    if (key_given && ej_raft_request_size(req) > kh->max_request_bytes) {
+    if (key_given && !txn_read_only(req) && ej_raft_request_size(req) > kh->max_request_bytes) {
         reply_bad_request(r, "etcdserver: request is too large");
         ej_decoder_done(&d);
         kv_request_free(req);

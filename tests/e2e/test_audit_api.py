@@ -169,13 +169,6 @@ READONLY_TXNS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/kv_http.c decode_write(): the 'etcdserver: request is too large' "
-    "check (ej_raft_request_size > --max-request-bytes) is applied to every txn, "
-    "but etcd 3.4 serves a read-only txn (every op in success AND failure a "
-    "request_range, compares whatever: etcdserver isTxnReadonly) without raft "
-    "and so without that limit: 200 where kvgate answers 400 code 3."))
-@pytest.mark.timeout(60)
 def test_readonly_txn_is_not_limited_by_max_request_bytes(kvgate_factory, etcd_factory):
     from kvtest import Etcd
     e = Etcd(extra_args=["--max-request-bytes", "4096"])
