@@ -64,6 +64,12 @@ request, what etcd 3.4.23 does, what kvgate answers, and why.
    or any file of web/)"; not yet in its "Differences" list.)
    Why: a browser pointed at kvgate gets a live key browser without a
    separate web server.
+9. Alarm with a numeric action outside the enum ({"action": 5}).  etcd
+   3.4: the apply returns no response, the server dereferences it and the
+   whole etcd process exits (nil pointer panic).  kvgate: 200 {} like every
+   other alarm request (alarms are not kept, README "One member").  A
+   quoted unknown name ("5", "BOGUS") is refused 400 by both, as etcd.
+   Why: a request must never kill the server.
 """
 import json
 import socket
@@ -388,3 +394,14 @@ def test_no_file_outside_web(kvgate, path):
         path = r.headers["location"]
     assert r.status in (301, 400, 404), (path, r)
     assert makefile[:40] not in r.raw and b"root:" not in r.raw, (path, r.raw[:200])
+
+
+# ---- 9. alarm action outside the enum ----------------------------------------
+@pytest.mark.parametrize("action", [5, -1, 3])
+def test_alarm_action_outside_enum(kvgate, action):
+    c = kvgate.client()
+    r = c.post("/v3/maintenance/alarm", {"action": action, "alarm": 1})
+    assert r.status == 200 and r.json() == {}, r
+    b = assert_error(c.post("/v3/maintenance/alarm", {"action": str(action)}), 400, 3)
+    assert b["error"] == 'unknown value "%d" for enum etcdserverpb.AlarmRequest_AlarmAction' % action, b
+    assert kvgate.running() and c.revision() == 1
