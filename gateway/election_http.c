@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_routes.h"
 #include "errors.h"
 #include "lock_http.h"
 
@@ -530,24 +531,12 @@ static void h_observe(gw_req *r, void *ctx)
 
 int election_http_register(gw_server *s, lock_http *lh)
 {
-    static const char *const prefixes[] = {"/v3", "/v3beta"};
-    static const struct {
-        const char *suffix;
-        gw_handler_fn fn;
-    } eps[] = {
+    static const gw_api_route eps[] = {
         {"/election/campaign", h_campaign},
         {"/election/proclaim", h_proclaim},
         {"/election/leader", h_leader},
         {"/election/observe", h_observe},
         {"/election/resign", h_resign},
     };
-    char path[64];
-    for (size_t p = 0; p < sizeof prefixes / sizeof *prefixes; p++) {
-        for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
-            snprintf(path, sizeof path, "%s%s", prefixes[p], eps[i].suffix);
-            if (gw_server_route(s, "POST", path, eps[i].fn, lh) != 0)
-                return -1;
-        }
-    }
-    return 0;
+    return gw_route_api(s, GW_API_V3_BETA, eps, sizeof eps / sizeof *eps, lh);
 }

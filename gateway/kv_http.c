@@ -7,6 +7,7 @@
  * its own validation: so not for an empty key), are submitted, and the
  * connection is suspended until kv_done() resumes it.
  */
+#include "api_routes.h"
 #include "kv_http.h"
 
 #include <stdbool.h>
@@ -286,24 +287,12 @@ static void h_compact(gw_req *r, void *ctx)
 
 int kv_http_register(gw_server *s, kv_http *kh)
 {
-    static const char *const prefixes[] = {"/v3", "/v3beta", "/v3alpha"};
-    static const struct {
-        const char *suffix;
-        gw_handler_fn fn;
-    } eps[] = {
+    static const gw_api_route eps[] = {
         {"/kv/range", h_range},
         {"/kv/put", h_put},
         {"/kv/deleterange", h_delete},
         {"/kv/txn", h_txn},
         {"/kv/compaction", h_compact},
     };
-    char path[64];
-    for (size_t p = 0; p < sizeof prefixes / sizeof *prefixes; p++) {
-        for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
-            snprintf(path, sizeof path, "%s%s", prefixes[p], eps[i].suffix);
-            if (gw_server_route(s, "POST", path, eps[i].fn, kh) != 0)
-                return -1;
-        }
-    }
-    return 0;
+    return gw_route_api(s, GW_API_ALL, eps, sizeof eps / sizeof *eps, kh);
 }

@@ -5,6 +5,7 @@
  * thread (no RocksDB write, nothing that blocks; timetolive with keys reads
  * the lease's attachment prefix).
  */
+#include "api_routes.h"
 #include "lease_http.h"
 
 #include <stdio.h>
@@ -283,11 +284,7 @@ static void h_leases(gw_req *r, void *ctx)
 
 int lease_http_register(gw_server *s, lease_http *lh)
 {
-    static const char *const prefixes[] = {"/v3", "/v3beta", "/v3alpha"};
-    static const struct {
-        const char *suffix;
-        gw_handler_fn fn;
-    } eps[] = {
+    static const gw_api_route eps[] = {
         {"/lease/grant", h_grant},
         {"/lease/revoke", h_revoke},
         {"/kv/lease/revoke", h_revoke},
@@ -297,13 +294,5 @@ int lease_http_register(gw_server *s, lease_http *lh)
         {"/lease/leases", h_leases},
         {"/kv/lease/leases", h_leases},
     };
-    char path[64];
-    for (size_t p = 0; p < sizeof prefixes / sizeof *prefixes; p++) {
-        for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
-            snprintf(path, sizeof path, "%s%s", prefixes[p], eps[i].suffix);
-            if (gw_server_route(s, "POST", path, eps[i].fn, lh) != 0)
-                return -1;
-        }
-    }
-    return 0;
+    return gw_route_api(s, GW_API_ALL, eps, sizeof eps / sizeof *eps, lh);
 }

@@ -16,6 +16,7 @@
  * Locks: ws->mu (around the wake callbacks) -> lh->mu -> gw_req/MHD.
  * Steps never hold lh->mu while calling watch_* or the store.
  */
+#include "api_routes.h"
 #include "lock_http.h"
 
 #include <inttypes.h>
@@ -927,16 +928,12 @@ lock_http *lock_http_new(kvstore *store, watchable *ws, const ej_header *header,
 int lock_http_register(gw_server *s, lock_http *lh)
 {
     /* etcd 3.4 serves v3lock and v3election under /v3 and /v3beta only */
-    static const char *const prefixes[] = {"/v3", "/v3beta"};
-    char path[64];
-    for (size_t p = 0; p < sizeof prefixes / sizeof *prefixes; p++) {
-        snprintf(path, sizeof path, "%s/lock/lock", prefixes[p]);
-        if (gw_server_route(s, "POST", path, h_lock, lh) != 0)
-            return -1;
-        snprintf(path, sizeof path, "%s/lock/unlock", prefixes[p]);
-        if (gw_server_route(s, "POST", path, h_unlock, lh) != 0)
-            return -1;
-    }
+    static const gw_api_route eps[] = {
+        {"/lock/lock", h_lock},
+        {"/lock/unlock", h_unlock},
+    };
+    if (gw_route_api(s, GW_API_V3_BETA, eps, sizeof eps / sizeof *eps, lh) != 0)
+        return -1;
     if (election_http_register(s, lh) != 0)
         return -1;
     return gw_server_on_shutdown(s, on_shutdown, lh);

@@ -4,6 +4,7 @@
  * store, so each runs on its own short-lived thread while the connection
  * sleeps; maint_http_done waits for them before the store may close.
  */
+#include "api_routes.h"
 #include "maintenance_http.h"
 
 #include <stdio.h>
@@ -297,24 +298,12 @@ static void h_defragment(gw_req *r, void *ctx) { start_job(r, ctx, false); }
 
 int maint_http_register(gw_server *s, maint_http *mh)
 {
-    static const char *const prefixes[] = {"/v3", "/v3beta", "/v3alpha"};
-    static const struct {
-        const char *suffix;
-        gw_handler_fn fn;
-    } eps[] = {
+    static const gw_api_route eps[] = {
         {"/maintenance/status", h_status},
         {"/maintenance/hash", h_hash},
         {"/maintenance/defragment", h_defragment},
         {"/maintenance/alarm", h_alarm},
         {"/cluster/member/list", h_member_list},
     };
-    char path[64];
-    for (size_t p = 0; p < sizeof prefixes / sizeof *prefixes; p++) {
-        for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
-            snprintf(path, sizeof path, "%s%s", prefixes[p], eps[i].suffix);
-            if (gw_server_route(s, "POST", path, eps[i].fn, mh) != 0)
-                return -1;
-        }
-    }
-    return 0;
+    return gw_route_api(s, GW_API_ALL, eps, sizeof eps / sizeof *eps, mh);
 }
