@@ -100,15 +100,6 @@ int key_index_val_decode(const uint8_t *in, size_t len, key_index_val *v)
     return 0;
 }
 
-static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-    size_t n = al < bl ? al : bl;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c)
-        return c;
-    return al < bl ? -1 : al > bl;
-}
-
 /* A growable scratch buffer; small keys stay on the stack. */
 typedef struct sbuf {
     uint8_t *p;
@@ -164,7 +155,7 @@ kv_err key_index_range(backend_iter *it, const uint8_t *key, size_t key_len,
         return KV_ERR_NOMEM;
     size_t sl = key_index_escape(s, key, key_len);
     if (!single && !unbounded) {
-        if (bytes_cmp(range_end, end_len, key, key_len) <= 0)
+        if (kv_mem_cmp(range_end, end_len, key, key_len) <= 0)
             goto out; /* empty interval */
         u = sbuf_get(&upper, key_index_esc_max(end_len));
         if (!u) {
@@ -203,7 +194,7 @@ kv_err key_index_range(backend_iter *it, const uint8_t *key, size_t key_len,
             ret = KV_ERR_IO;
             goto out;
         }
-        if (u && bytes_cmp(e.esc, e.esc_len + REV_KEY_LEN, u, ul) >= 0)
+        if (u && kv_mem_cmp(e.esc, e.esc_len + REV_KEY_LEN, u, ul) >= 0)
             break;
         /* remember this key's prefix: the iterator is about to move */
         size_t pl = e.esc_len;

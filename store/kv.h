@@ -230,6 +230,8 @@ typedef struct kv_event {
 /* ---- freeing ---- */
 void kv_bytes_free(kv_bytes *b);
 int kv_bytes_set(kv_bytes *b, const void *data, size_t len); /* copies; 0 or -1 (ENOMEM) */
+/* Byte-wise order of two byte strings (a prefix sorts first): <0, 0, >0. */
+int kv_mem_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 void kv_keyvalue_free(kv_keyvalue *kv);
 void kv_range_req_free(kv_range_req *r);
 void kv_range_resp_free(kv_range_resp *r);

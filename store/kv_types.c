@@ -60,6 +60,15 @@ int kv_bytes_set(kv_bytes *b, const void *data, size_t len)
     return 0;
 }
 
+int kv_mem_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    size_t n = al < bl ? al : bl;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c)
+        return c;
+    return al < bl ? -1 : al > bl;
+}
+
 void kv_keyvalue_free(kv_keyvalue *kv)
 {
     if (!kv)

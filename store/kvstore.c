@@ -73,15 +73,6 @@ static inline void astore(int64_t *p, int64_t v)
     __atomic_store_n(p, v, __ATOMIC_SEQ_CST);
 }
 
-static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-    size_t n = al < bl ? al : bl;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c)
-        return c;
-    return al < bl ? -1 : al > bl;
-}
-
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -262,12 +253,12 @@ static bool kv_sort_less(void *arg, long i, long j)
     }
     const kv_keyvalue *a = &so->kvs[i], *b = &so->kvs[j];
     switch (so->target) {
-    case KV_SORT_KEY: return bytes_cmp(a->key.data, a->key.len, b->key.data, b->key.len) < 0;
+    case KV_SORT_KEY: return kv_mem_cmp(a->key.data, a->key.len, b->key.data, b->key.len) < 0;
     case KV_SORT_VERSION: return a->version < b->version;
     case KV_SORT_CREATE: return a->create_revision < b->create_revision;
     case KV_SORT_MOD: return a->mod_revision < b->mod_revision;
     case KV_SORT_VALUE:
-        return bytes_cmp(a->value.data, a->value.len, b->value.data, b->value.len) < 0;
+        return kv_mem_cmp(a->value.data, a->value.len, b->value.data, b->value.len) < 0;
     }
     return false;
 }
@@ -608,7 +599,7 @@ static bool is_fromkey_end(const kv_bytes *end)
 static bool wtxn_deleted_earlier(const wtxn *t, const kv_bytes *key)
 {
     for (size_t i = 0; i < t->nfromkey; i++)
-        if (bytes_cmp(t->fromkey[i]->data, t->fromkey[i]->len, key->data, key->len) <= 0)
+        if (kv_mem_cmp(t->fromkey[i]->data, t->fromkey[i]->len, key->data, key->len) <= 0)
             return true;
     return false;
 }
@@ -932,13 +923,13 @@ static bool dels_hit(const ivset *s, const kv_bytes *k)
     for (size_t i = 0; i < s->nd; i++) {
         const ivl *d = &s->dels[i];
         if (!d->end) {
-            if (bytes_cmp(d->key->data, d->key->len, k->data, k->len) == 0)
+            if (kv_mem_cmp(d->key->data, d->key->len, k->data, k->len) == 0)
                 return true;
             continue;
         }
-        if (bytes_cmp(d->key->data, d->key->len, k->data, k->len) > 0)
+        if (kv_mem_cmp(d->key->data, d->key->len, k->data, k->len) > 0)
             continue;
-        if (d->end->len == 0 || bytes_cmp(k->data, k->len, d->end->data, d->end->len) < 0)
+        if (d->end->len == 0 || kv_mem_cmp(k->data, k->len, d->end->data, d->end->len) < 0)
             return true;
     }
     return false;
@@ -947,7 +938,7 @@ static bool dels_hit(const ivset *s, const kv_bytes *k)
 static bool puts_has(const ivset *s, const kv_bytes *k)
 {
     for (size_t i = 0; i < s->np; i++)
-        if (bytes_cmp(s->puts[i]->data, s->puts[i]->len, k->data, k->len) == 0)
+        if (kv_mem_cmp(s->puts[i]->data, s->puts[i]->len, k->data, k->len) == 0)
             return true;
     return false;
 }
@@ -1054,7 +1045,7 @@ static bool compare_kv(const kv_compare *c, const kv_keyvalue *kv)
     int r = 0;
     switch (c->target) {
     case KV_CMP_VALUE:
-        r = bytes_cmp(kv->value.data, kv->value.len, c->value.data, c->value.len);
+        r = kv_mem_cmp(kv->value.data, kv->value.len, c->value.data, c->value.len);
         break;
     case KV_CMP_CREATE: r = cmp_i64(kv->create_revision, c->number); break;
     case KV_CMP_MOD: r = cmp_i64(kv->mod_revision, c->number); break;
