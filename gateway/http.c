@@ -116,7 +116,8 @@ struct gw_server {
      * lock held). */
     pthread_mutex_t conns_mu;
     pthread_cond_t sweeper_cv;
-    gw_conn *conns;
+    gw_conn *conns;      /* not busy: the sweeper's */
+    gw_conn *busy_conns; /* a handler has their request (see conn_link) */
     unsigned n_conns;
     pthread_t sweeper;
     bool sweeper_on, sweeper_stop;
@@ -744,9 +745,18 @@ static void direct_flush(gw_req *r)
         char hdr[24];
         struct iovec iov[3];
         int niov = 0;
-        if (r->framing == DW_CHUNKED) {
-            int hl = snprintf(hdr, sizeof hdr, "%zx\r\n", (size_t)n);
-            iov[niov++] = (struct iovec){hdr, (size_t)hl};
+        if (r->framing == DW_CHUNKED) { /* "%zx\r\n", without printf */
+            size_t hl = 0, v = (size_t)n;
+            char tmp[sizeof(size_t) * 2];
+            do {
+                tmp[hl++] = "0123456789abcdef"[v & 15];
+                v >>= 4;
+            } while (v);
+            for (size_t i = 0; i < hl; i++)
+                hdr[i] = tmp[hl - 1 - i];
+            hdr[hl++] = '\r';
+            hdr[hl++] = '\n';
+            iov[niov++] = (struct iovec){hdr, hl};
         }
         iov[niov++] = (struct iovec){data, (size_t)n};
         if (r->framing == DW_CHUNKED)
@@ -1191,6 +1201,33 @@ static const unsigned gw_sweep_ms = 500; /* sweeper period */
  * 14, Retry-After, Connection: close) to its first request. */
 static unsigned conn_margin(unsigned max) { return max / 8 + 16 < 512 ? max / 8 + 16 : 512; }
 
+/* Connections a handler has taken (busy: running, waiting for the store,
+ * streaming) are on their own list, so the sweeper walks only those it
+ * may shut down: with thousands of watch streams open, each sweep (every
+ * gw_sweep_ms) was a walk over all of them.  Under conns_mu. */
+static void conn_link(gw_server *s, gw_conn *gc)
+{
+    gw_conn **head = gc->busy ? &s->busy_conns : &s->conns;
+    gc->prev = NULL;
+    gc->next = *head;
+    if (*head)
+        (*head)->prev = gc;
+    *head = gc;
+}
+
+static void conn_unlink(gw_server *s, gw_conn *gc)
+{
+    if (gc->prev)
+        gc->prev->next = gc->next;
+    else if (gc->busy)
+        s->busy_conns = gc->next;
+    else
+        s->conns = gc->next;
+    if (gc->next)
+        gc->next->prev = gc->prev;
+    gc->prev = gc->next = NULL;
+}
+
 static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe)
 {
@@ -1206,10 +1243,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
         gc->since_us = mono_us();
         pthread_mutex_lock(&s->conns_mu);
         gc->over = ++s->n_conns > s->cfg.max_connections;
-        gc->next = s->conns;
-        if (s->conns)
-            s->conns->prev = gc;
-        s->conns = gc;
+        conn_link(s, gc);
         pthread_mutex_unlock(&s->conns_mu);
         *socket_context = gc;
         return;
@@ -1219,12 +1253,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
     /* CLOSED comes before libmicrohttpd closes the fd: once unlinked here
      * the sweeper cannot touch a reused descriptor */
     pthread_mutex_lock(&s->conns_mu);
-    if (gc->prev)
-        gc->prev->next = gc->next;
-    else
-        s->conns = gc->next;
-    if (gc->next)
-        gc->next->prev = gc->prev;
+    conn_unlink(s, gc);
     s->n_conns--;
     pthread_mutex_unlock(&s->conns_mu);
     free(gc);
@@ -1250,7 +1279,11 @@ static void conn_mark(gw_server *s, struct MHD_Connection *c, bool busy)
     if (!gc)
         return;
     pthread_mutex_lock(&s->conns_mu);
-    gc->busy = busy;
+    if (gc->busy != busy) {
+        conn_unlink(s, gc);
+        gc->busy = busy;
+        conn_link(s, gc);
+    }
     if (!busy)
         gc->since_us = mono_us();
     pthread_mutex_unlock(&s->conns_mu);
