@@ -7,14 +7,18 @@
  * access-handler call to MHD's "completed" notification.  It is reference
  * counted: MHD's side holds one reference, a suspension holds one until
  * gw_req_resume() returns, a stream response holds one until its free
- * callback ran; the last unref frees it.
+ * callback ran; the last unref frees it (gw_req_ref: other holders, e.g.
+ * a wake-up batch).
  *
  * Locks: gw_req.lock guards suspended / wake_pending / closed, so that a
  * resume from another thread never races the suspend it undoes and never
- * touches a connection MHD has already closed.  It is held across
+ * touches a connection MHD has already closed; it also guards the direct
+ * writes (see "direct writes": a suspended stream's socket is written
+ * under it, and the reader then runs under it).  It is held across
  * MHD_suspend_connection / MHD_resume_connection (which take MHD's own
- * mutex inside): order gw_req.lock -> MHD internal.  No other lock exists
- * on the request path.
+ * mutex inside): order gw_req.lock -> MHD internal, and gw_req.lock ->
+ * gw_server.blk_mu (the list of streams waiting for their socket to
+ * drain).  live_mu and conns_mu: see gw_server.
  */
 #include "http.h"
 
