@@ -31,6 +31,12 @@
  *   - `event: canceled` (compaction while streaming): the stream ends; the
  *     browser reconnects with Last-Event-ID and gets 410 Gone, its cue to
  *     start over with initial=true.
+ * Those ids are a GET stream's (one watch).  A POST stream may hold several
+ * watches: there an id is the revision every watch of the stream has been
+ * delivered up to, sent only when it advanced (watch_cover.h), and
+ * Last-Event-ID N starts each create at max(start_revision, N + 1).
+ * create_request.fragment (POST, JSON or SSE) splits a response as etcd
+ * does (watch_json.h, wj_fragment_end); on SSE the id goes on the last part.
  *
  * Locks: wh->mu guards the connection registry, the pending list, each
  * wconn's `pending`/`closed` and wh->ending.  Order: ws->mu (watchable,
