@@ -429,6 +429,7 @@ int main(int argc, char **argv)
     who.sse_heartbeat_ms = (unsigned)o.sse_heartbeat_s * 1000;
     who.max_streams = (unsigned)o.max_streams;
     who.max_watches_per_stream = (unsigned)o.max_watches_per_stream;
+    who.max_request_bytes = (size_t)o.max_request_bytes;
     watch_http *wh = ws ? watch_http_new(store, ws, &kh.header, &who) : NULL;
     /* Leases, maintenance and cluster: over the store, sharing the header. */
     lease_http lh = {.store = store, .header = &kh.header};

@@ -31,6 +31,12 @@
  *   - `event: canceled` (compaction while streaming): the stream ends; the
  *     browser reconnects with Last-Event-ID and gets 410 Gone, its cue to
  *     start over with initial=true.
+ * Those ids are a GET stream's (one watch).  A POST stream may hold several
+ * watches: there an id is the revision every watch of the stream has been
+ * delivered up to, sent only when it advanced (watch_cover.h), and
+ * Last-Event-ID N starts each create at max(start_revision, N + 1).
+ * create_request.fragment (POST, JSON or SSE) splits a response as etcd
+ * does (watch_json.h, wj_fragment_end); on SSE the id goes on the last part.
  *
  * Locks: wh->mu guards the connection registry, the pending list, each
  * wconn's `pending`/`closed` and wh->ending.  Order: ws->mu (watchable,
@@ -52,6 +58,7 @@
 #include "errors.h"
 #include "log.h"
 #include "sse.h"
+#include "watch_cover.h"
 #include "watch_json.h"
 #include "watch_params.h"
 
@@ -81,6 +88,7 @@ void watch_http_opts_default(watch_http_opts *o)
     o->peer_check_ms = 1000;
     o->wake_batch_us = 500;
     o->snapshot_page = 500;
+    o->max_request_bytes = 1572864;
     o->event_cache = false;
 }
 
@@ -124,6 +132,9 @@ struct wconn {
     /* fixed after the handler */
     bool sse, multi, text;
     int64_t created_id;   /* SSE: id of the created message (-1: none) */
+    /* POST: the stream's watches (fragment; SSE ids, watch_cover.h); filled
+     * by the handler, then the reader's */
+    wcover cov;
     /* reader only (one MHD thread at a time) */
     sse_buf out;
     size_t out_off;
@@ -267,6 +278,7 @@ static wconn *wc_new(watch_http *wh, gw_req *r)
     c->wh = wh;
     c->r = r;
     c->created_id = -1;
+    wcover_init(&c->cov);
     sse_buf_init(&c->out);
     atomic_init(&c->hb_due, false);
     atomic_init(&c->ending, false);
@@ -316,6 +328,7 @@ static void wc_close(void *arg)
     }
     pthread_mutex_unlock(&wh->mu);
     sse_buf_free(&c->out);
+    wcover_free(&c->cov);
     kv_bytes_free(&c->snap_key);
     kv_bytes_free(&c->snap_end);
     kv_range_resp_free(&c->snap_page);
@@ -436,13 +449,50 @@ static void put_event_cached(gwbuf *b, const watch_event *e, bool text, void *ct
     watch_event_cache_set(e, n); /* ours or an equal winner: nothing to do */
 }
 
+/* An event response of a watch that asked for fragment, split as etcd
+ * splits it (wj_fragment_end): one JSON line, or one SSE message, per part;
+ * on SSE only the last part may carry an id (`id`). */
+static int encode_fragments(wconn *c, const watch_response *resp, wj_event_writer put_ev,
+                            size_t limit, int64_t id)
+{
+    watch_http *wh = c->wh;
+    for (size_t from = 0; from < resp->n_events;) {
+        size_t to = wj_fragment_end(&wh->hdr, resp, limit, from);
+        bool more = to < resp->n_events;
+        scratch_reset(c);
+        if (!c->sse)
+            buf_puts(c->sc, "{\"result\":");
+        wj_put_response_part(c->sc, &wh->hdr, resp, c->text, put_ev, NULL, from, to, more);
+        int rc = c->sse ? emit_sse(c, NULL, more ? -1 : id) : emit_json_line(c);
+        if (rc < 0)
+            return -1;
+        from = to;
+    }
+    return 0;
+}
+
+/* The SSE id of a popped response on a stream of several watches (POST):
+ * the revision every watch of the stream has been delivered up to, when
+ * that advanced (watch_cover.h); -1: no id line. */
+static int64_t multi_id(wconn *c, const watch_response *resp)
+{
+    wcover_apply(&c->cov, resp);
+    return wcover_take_id(&c->cov);
+}
+
 /* One popped response -> out.  Returns 0 or -1 (ENOMEM). */
 static int encode_response(wconn *c, const watch_response *resp)
 {
     watch_http *wh = c->wh;
     scratch_reset(c);
     wj_event_writer put_ev = wh->o.event_cache ? put_event_cached : NULL;
+    size_t limit = wh->o.max_request_bytes + 512 * 1024; /* etcd's + grpcOverheadBytes */
+    bool frag = c->multi && resp->n_events >= 2 && wh->o.max_request_bytes &&
+                wcover_fragment(&c->cov, resp->watch_id) &&
+                wj_fragment_needed(&wh->hdr, resp, limit);
     if (!c->sse) {
+        if (frag)
+            return encode_fragments(c, resp, put_ev, limit, -1);
         buf_puts(c->sc, "{\"result\":");
         if (put_ev)
             wj_put_response_with(c->sc, &wh->hdr, resp, false, put_ev, NULL);
@@ -450,6 +500,17 @@ static int encode_response(wconn *c, const watch_response *resp)
             wj_put_response(c->sc, &wh->hdr, resp, false);
         return emit_json_line(c);
     }
+    if (c->multi) {
+        int64_t id = multi_id(c, resp);
+        if (frag)
+            return encode_fragments(c, resp, put_ev, limit, id);
+        wj_put_response_with(c->sc, &wh->hdr, resp, c->text, put_ev, NULL);
+        const char *event = resp->canceled ? "canceled"
+                          : resp->created ? "created"
+                          : resp->n_events == 0 ? "progress" : NULL;
+        return emit_sse(c, event, id);
+    }
+    /* one watch (GET): every message's id is that watch's own progress */
     if (put_ev)
         wj_put_response_with(c->sc, &wh->hdr, resp, c->text, put_ev, NULL);
     else
@@ -465,8 +526,7 @@ static int encode_response(wconn *c, const watch_response *resp)
         return emit_sse(c, "created", id);
     }
     if (resp->canceled) {
-        if (!c->multi)
-            c->finish = true;
+        c->finish = true;
         return emit_sse(c, "canceled", -1);
     }
     if (resp->n_events == 0) {
@@ -760,8 +820,8 @@ static void handle_post(gw_req *r, void *ctx)
         for (size_t i = 0; i < n; i++) {
             if (reqs[i].kind != WJ_CREATE)
                 continue;
-            if (resume > 0)
-                reqs[i].start_revision = resume;
+            if (resume > 0) /* every watch continues after the id (watch_cover.h) */
+                reqs[i].start_revision = wcover_resume_start(reqs[i].start_revision, resume);
             if (reqs[i].start_revision > 0 && reqs[i].start_revision <= crev) {
                 wj_requests_free(reqs, n);
                 reply_gone(r, crev);
@@ -777,8 +837,6 @@ static void handle_post(gw_req *r, void *ctx)
     if (c) { /* fixed fields first: the pump reads them once c is registered */
         c->sse = sse;
         c->multi = true;
-        if (sse && resume > 0)
-            c->created_id = resume - 1;
     }
     if (!c || wc_open(c) < 0) {
         if (c)
@@ -792,10 +850,24 @@ static void handle_post(gw_req *r, void *ctx)
     for (size_t i = 0; i < n; i++) {
         watch_create_req cr;
         switch (reqs[i].kind) {
-        case WJ_CREATE:
+        case WJ_CREATE: {
+            int64_t id = -1;
+            /* read before the watch exists: at most what it continues after */
+            int64_t cur = watchable_rev(wh->ws);
             wj_to_create(&reqs[i], &cr);
-            watch_create(c->st, &cr, NULL);
+            if (watch_create(c->st, &cr, &id) == WATCH_OK &&
+                (sse || reqs[i].fragment) &&
+                wcover_add(&c->cov, id, wcover_create_done(cr.start_revision, cur),
+                           reqs[i].fragment) < 0) {
+                /* ENOMEM: a watch missing from the table would let ids
+                 * overstate the stream, so end it instead */
+                wj_requests_free(reqs, n);
+                wc_close(c);
+                gw_reply_error(r, 500, GRPC_INTERNAL, "etcdserver: out of memory");
+                return;
+            }
             break;
+        }
         case WJ_CANCEL:
             watch_cancel(c->st, reqs[i].cancel_id);
             break;

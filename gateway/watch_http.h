@@ -41,6 +41,8 @@ typedef struct watch_http_opts {
     unsigned peer_check_ms;     /* peek at streams idle this long for a closed peer (1000; 0 = never) */
     unsigned wake_batch_us;     /* how long wake-ups are gathered before a resume pass (500) */
     size_t snapshot_page;       /* keys per range read for initial=true (500) */
+    size_t max_request_bytes;   /* --max-request-bytes: a response of a create_request with
+                                   fragment is split at this + 512 KiB, as etcd (1572864) */
     bool event_cache;           /* share each event's JSON between watchers; needs
                                    watchable_opts.cache_free = watch_http_cache_free (false) */
 } watch_http_opts;

@@ -336,6 +336,15 @@ void wj_put_response(gwbuf *b, const ej_header *h, const watch_response *r, bool
 void wj_put_response_with(gwbuf *b, const ej_header *h, const watch_response *r, bool text,
                           wj_event_writer put_ev, void *ctx)
 {
+    wj_put_response_part(b, h, r, text, put_ev, ctx, 0, r->n_events, false);
+}
+
+void wj_put_response_part(gwbuf *b, const ej_header *h, const watch_response *r, bool text,
+                          wj_event_writer put_ev, void *ctx, size_t from, size_t to,
+                          bool fragment)
+{
+    if (!put_ev)
+        put_ev = wj_default_writer;
     wj_put_head(b, h, r->header_rev, r->watch_id);
     if (r->created)
         buf_puts(b, ",\"created\":true");
@@ -350,16 +359,101 @@ void wj_put_response_with(gwbuf *b, const ej_header *h, const watch_response *r,
         buf_puts(b, ",\"cancel_reason\":");
         buf_put_json_str(b, r->cancel_reason, strlen(r->cancel_reason));
     }
-    if (r->n_events) {
+    if (fragment)
+        buf_puts(b, ",\"fragment\":true");
+    if (to > r->n_events)
+        to = r->n_events;
+    if (from < to) {
         buf_puts(b, ",\"events\":[");
-        for (size_t i = 0; i < r->n_events; i++) {
-            if (i)
+        for (size_t i = from; i < to; i++) {
+            if (i > from)
                 buf_putc(b, ',');
             put_ev(b, &r->events[i], text, ctx);
         }
         buf_putc(b, ']');
     }
     buf_putc(b, '}');
+}
+
+/* ------------------------------------------------------------------ */
+/* protobuf sizes (gogoproto's Size(): fields 1..15 have one-byte tags)  */
+
+static size_t pb_sov(uint64_t x)
+{
+    size_t n = 1;
+    while (x >= 0x80) {
+        x >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t pb_int(uint64_t v) /* a varint field, omitted when 0 */
+{
+    return v ? 1 + pb_sov(v) : 0;
+}
+
+static size_t pb_bytes(size_t len) /* a bytes/string field, omitted when empty */
+{
+    return len ? 1 + pb_sov(len) + len : 0;
+}
+
+static size_t pb_msg(size_t len) /* an embedded message that is set */
+{
+    return 1 + pb_sov(len) + len;
+}
+
+static size_t pb_kv_size(const kv_keyvalue *kv)
+{
+    return pb_bytes(kv->key.len) + pb_int((uint64_t)kv->create_revision) +
+           pb_int((uint64_t)kv->mod_revision) + pb_int((uint64_t)kv->version) +
+           pb_bytes(kv->value.len) + pb_int((uint64_t)kv->lease);
+}
+
+size_t wj_pb_event_size(const watch_event *e)
+{
+    size_t n = (e->ev->type == KV_EVENT_DELETE ? 2 : 0) + pb_msg(pb_kv_size(&e->ev->kv));
+    if (e->prev_kv)
+        n += pb_msg(pb_kv_size(e->prev_kv));
+    return pb_msg(n);
+}
+
+size_t wj_pb_response_base(const ej_header *h, const watch_response *r, bool fragment)
+{
+    size_t hs = pb_int(h->cluster_id) + pb_int(h->member_id) +
+                pb_int((uint64_t)r->header_rev) + pb_int(h->raft_term);
+    size_t n = pb_msg(hs) + pb_int((uint64_t)r->watch_id);
+    if (r->created)
+        n += 2;
+    if (r->canceled)
+        n += 2;
+    n += pb_int((uint64_t)r->compact_rev);
+    if (r->cancel_reason)
+        n += pb_bytes(strlen(r->cancel_reason));
+    if (fragment)
+        n += 2;
+    return n;
+}
+
+bool wj_fragment_needed(const ej_header *h, const watch_response *r, size_t limit)
+{
+    if (r->n_events < 2)
+        return false;
+    size_t n = wj_pb_response_base(h, r, false);
+    for (size_t i = 0; i < r->n_events && n < limit; i++)
+        n += wj_pb_event_size(&r->events[i]);
+    return n >= limit;
+}
+
+size_t wj_fragment_end(const ej_header *h, const watch_response *r, size_t limit, size_t from)
+{
+    size_t n = wj_pb_response_base(h, r, true), i = from;
+    for (; i < r->n_events; i++) {
+        n += wj_pb_event_size(&r->events[i]);
+        if (i > from && n >= limit)
+            break;
+    }
+    return i;
 }
 
 void wj_put_snapshot(gwbuf *b, const ej_header *h, int64_t rev, int64_t watch_id,

@@ -91,6 +91,28 @@ typedef void (*wj_event_writer)(gwbuf *b, const watch_event *e, bool text, void 
 void wj_put_response_with(gwbuf *b, const ej_header *h, const watch_response *r, bool text,
                           wj_event_writer put_ev, void *ctx);
 
+/* One fragment of a response: its events [from, to), and "fragment":true
+ * when `fragment` (etcd's field order: after cancel_reason, before events). */
+void wj_put_response_part(gwbuf *b, const ej_header *h, const watch_response *r, bool text,
+                          wj_event_writer put_ev, void *ctx, size_t from, size_t to,
+                          bool fragment);
+
+/* create_request.fragment, as etcd 3.4 (v3rpc/watch.go sendFragments) does
+ * it, by the response's protobuf size (gogoproto Size()) against `limit`
+ * (etcd: --max-request-bytes + 512 KiB of gRPC overhead):
+ *   - a response whose Size() < limit, or with fewer than 2 events, is
+ *     sent whole;
+ *   - else parts with "fragment":true, each taking events in order while
+ *     its Size() (fragment field included) stays < limit, at least one;
+ *     the last part (the one that takes the last event) has no fragment.
+ * Sizes use the same header (cluster_id, member_id, raft_term, revision)
+ * and events (kv, prev_kv) the JSON carries. */
+size_t wj_pb_event_size(const watch_event *e); /* one WatchResponse.events element */
+size_t wj_pb_response_base(const ej_header *h, const watch_response *r, bool fragment);
+bool wj_fragment_needed(const ej_header *h, const watch_response *r, size_t limit);
+/* The end (exclusive) of the part that starts at event `from`. */
+size_t wj_fragment_end(const ej_header *h, const watch_response *r, size_t limit, size_t from);
+
 /* A response of put events for the initial snapshot of an SSE watch. */
 void wj_put_snapshot(gwbuf *b, const ej_header *h, int64_t rev, int64_t watch_id,
                      const kv_keyvalue *kvs, size_t n, bool text);

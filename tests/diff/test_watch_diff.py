@@ -428,6 +428,100 @@ def sc_bad_bodies(ctx):
     return out
 
 
+# ---- create_request.fragment: etcd 3.4's split points, to the byte ----------
+# etcd (v3rpc/watch.go sendFragments) splits a response of a watch created
+# with fragment when its protobuf Size() >= --max-request-bytes + 512 KiB
+# (both servers run with the default 1.5 MiB), each part taking events while
+# its Size() (with fragment=true) stays below.  Each round below tunes one
+# value's length, from the server's own header ids, so that a size lands
+# exactly on or one byte below the limit.
+FRAG_LIMIT = 1572864 + 512 * 1024
+
+
+def _sov(x):
+    n = 1
+    while x >= 0x80:
+        x >>= 7
+        n += 1
+    return n
+
+
+def _pb_int(v):
+    return 1 + _sov(v & (2 ** 64 - 1)) if v else 0
+
+
+def _pb_bytes(n):
+    return 1 + _sov(n) + n if n else 0
+
+
+def _pb_msg(n):
+    return 1 + _sov(n) + n
+
+
+def _pb_kv(klen, vlen, crev, mrev, ver):
+    return _pb_bytes(klen) + _pb_int(crev) + _pb_int(mrev) + _pb_int(ver) + _pb_bytes(vlen)
+
+
+def _frag_round(ctx, prefix, n, p, qs, tune, target, first_part):
+    """One watch (prev_kv, fragment) on prefix; a txn of n puts (values of p
+    bytes), then a txn overwriting them with values of qs[i] bytes, where
+    qs[tune] is adjusted so that the Size() of the whole response
+    (first_part=None) or of a first part of first_part events (with the
+    fragment field) is `target`.  Returns the response shapes."""
+    import json
+    hdr = ctx.c.post("/v3/kv/range", {"key": b64("x")}).json()["header"]
+    r1 = int(hdr["revision"]) + 1
+    r2 = r1 + 1
+    keys = ["%s%02d" % (prefix, i) for i in range(n)]
+    hs = (_pb_int(int(hdr["cluster_id"])) + _pb_int(int(hdr["member_id"])) +
+          _pb_int(r2) + _pb_int(int(hdr.get("raft_term", 0))))
+
+    def size(qs):
+        base = _pb_msg(hs) + (2 if first_part is not None else 0)
+        evs = [_pb_msg(_pb_kv(len(k), q, r1, r2, 2)) + _pb_msg(_pb_kv(len(k), p, r1, r1, 1))
+               for k, q in zip(keys, qs)]  # Event: kv, prev_kv
+        return base + sum(_pb_msg(e) for e in (evs if first_part is None else evs[:first_part]))
+
+    qs = list(qs)
+    for _ in range(10):
+        d = target - size(qs)
+        if d == 0:
+            break
+        qs[tune] += d
+    assert size(qs) == target
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    s = ctx.open(body_of(create(prefix, range_end=end, prev_kv=True, fragment=True)))
+    s.wait_lines(1, 10)
+    for vals in ([p] * n, qs):
+        ctx.c.txn({"success": [{"request_put": {"key": b64(k), "value": b64("v" * v)}}
+                               for k, v in zip(keys, vals)]})
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if sum(len(l["result"].get("events", [])) for l in s.lines()) >= 2 * n:
+            break
+        s.quiet(0.2, 1)
+    s.quiet(QUIET, 5)
+    s.close()
+    return [(l["result"]["header"]["revision"], bool(l["result"].get("fragment")),
+             [e["kv"]["key"] for e in l["result"].get("events", [])])
+            for l in s.lines() if not l["result"].get("created")]
+
+
+def sc_fragment_split_points(ctx):
+    n, p = 12, 100000
+    return [
+        # whole response one byte below the limit: one response
+        _frag_round(ctx, "fa/", n, p, [80000] * n, n - 1, FRAG_LIMIT - 1, None),
+        # exactly at the limit: fragmented
+        _frag_round(ctx, "fb/", n, p, [80000] * n, n - 1, FRAG_LIMIT, None),
+        # a first part of 10 events one byte below the limit: 10 fit
+        _frag_round(ctx, "fc/", n, p, [100000] * 10 + [1000] * 2, 9, FRAG_LIMIT - 1, 10),
+        # ... exactly at it: 9 fit, the 10th starts the next part
+        _frag_round(ctx, "fd/", n, p, [100000] * 10 + [1000] * 2, 9, FRAG_LIMIT, 10),
+    ]
+
+
 SCENARIOS = [f for n, f in sorted(globals().items()) if n.startswith("sc_")]
 
 

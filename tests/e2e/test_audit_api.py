@@ -96,11 +96,6 @@ def shape(results):
             for r in results if not r.get("created")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/watch_json.c decodes create_request.fragment but gateway/watch_http.c "
-    "never splits a response: etcd 3.4 (v3rpc/watch.go sendFragments) sends a "
-    "watch response bigger than max-request-bytes + 512 KiB as several responses, "
-    "all but the last with \"fragment\": true; kvgate sends one 3.2 MB response."))
 @pytest.mark.timeout(120)
 def test_watch_fragment_splits_big_responses_as_etcd(kvgate, etcd):
     want = shape(fragment_lines(etcd))
@@ -124,17 +119,6 @@ SSE_TWO_WATCHES = (b'{"create_request":{"key":"YQ==","start_revision":2}}'
                    b'{"create_request":{"key":"Yg==","start_revision":7}}')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway/watch_http.c encode_response(): on an SSE stream with several "
-    "watches (POST /v3/watch, Accept: text/event-stream) each message's id is "
-    "the progress of the watch that produced it (created: c->created_id or that "
-    "watcher's progress_rev; data: its progress_rev), not a revision up to which "
-    "the whole STREAM has been sent. Here watch 1's 'created' carries id 6 "
-    "before watch 0 has sent its events of revisions 2..6, so an EventSource "
-    "that drops right there resumes with Last-Event-ID 6 and never gets them "
-    "(README/openapi: 'id: every event up to this revision has been sent', "
-    "'each event exactly once'). The id must be the minimum over the stream's "
-    "watches (or no id until all are past it)."))
 @pytest.mark.timeout(60)
 def test_sse_post_several_watches_ids_cover_all_watches(kvgate):
     c = kvgate.client()

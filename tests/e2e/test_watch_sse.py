@@ -618,3 +618,50 @@ def test_sse_resume_point_ahead_of_the_store(kvgate):
         assert s.status == 200
     with sse_get(kvgate.port, "key=f&start_revision=50") as s:
         assert s.status == 200
+
+
+@pytest.mark.timeout(60)
+def test_sse_post_several_watches_resume_respects_each_start(kvgate):
+    """Last-Event-ID on a POST stream of several watches: each watch goes on
+    at max(its start_revision, id + 1), so a watch that starts later than the
+    id does not get events from before its start."""
+    c = kvgate.client()
+    for i in range(5):
+        c.put("a", str(i))          # revisions 2..6
+    for i in range(5):
+        c.put("b", str(i))          # revisions 7..11
+    body = (b'{"create_request":{"key":"YQ==","start_revision":2}}'
+            b'{"create_request":{"key":"Yg==","start_revision":9}}')
+    with Stream(kvgate.port, "/v3/watch", body,
+                headers={"Accept": "text/event-stream", "Last-Event-ID": "3"}) as s:
+        msgs = s.wait_sse(lambda m: len(events_of(m)) >= 6, 10)
+        s.quiet(0.5, 3)
+        msgs = s.sse()[0]
+    got = sorted((unb64(e[1]) if isinstance(e[1], str) else e[1], e[3]) for e in events_of(msgs))
+    assert [rev for _, rev in got] == [4, 5, 6, 9, 10, 11], got
+    ids = [int(m["id"]) for m in msgs if m["id"] is not None]
+    assert ids == sorted(ids) and ids[0] == 3 and ids[-1] == 11, ids
+
+
+@pytest.mark.timeout(90)
+def test_sse_post_fragment_parts_carry_no_id(kvgate):
+    """fragment on an SSE stream: one message per part, "fragment": true on
+    all but the last, and an id only on the last (the resume point is the
+    whole revision)."""
+    c = kvgate.client(timeout=30)
+    big = lambda tag: {"success": [{"request_put": {"key": b64("f%02d" % i), "value": b64(tag * 100000)}}
+                                   for i in range(12)]}
+    body = {"create_request": {"key": b64("f"), "range_end": b64("g"), "prev_kv": True, "fragment": True}}
+    with Stream(kvgate.port, "/v3/watch", body, headers={"Accept": "text/event-stream"}, timeout=30) as s:
+        s.wait_sse(lambda m: len(m) >= 1, 10)
+        c.txn(big("a"))
+        c.txn(big("b"))
+        s.wait_sse(lambda m: len(events_of(m)) >= 24, 30)
+        msgs = [m for m in s.sse()[0] if m["event"] == "message"]
+    parts = [(json.loads(m["data"]).get("fragment", False), m["id"]) for m in msgs]
+    # first txn: one message; second: 10 events with fragment, then 2
+    assert [len(json.loads(m["data"])["events"]) for m in msgs] == [12, 10, 2], parts
+    assert parts[1][0] is True and parts[2][0] is False, parts
+    # the raw id lines: none on the fragment, the revision on the last part
+    raw = s.data.decode()
+    assert raw.count("\nid: 3\n") == 1 and "id: 2\n" in raw, raw[:200]

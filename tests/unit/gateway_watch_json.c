@@ -363,5 +363,41 @@ int main(void)
         wj_requests_free(r, n);
     }
 
+    TEST("fragment: protobuf sizes and etcd's split points") {
+        static const ej_header h = {15334618157617514572ull, 10048432109735492938ull, 2};
+        kv_event put = {KV_EVENT_PUT, {mk("foo"), mk("baz"), 2, 3, 2, 0}};
+        kv_keyvalue prev = {mk("foo"), mk("bar"), 2, 2, 1, 0};
+        kv_event del = {KV_EVENT_DELETE, {mk("foo"), {NULL, 0}, 0, 4, 0, 0}};
+        watch_event evs[2] = {{&put, &prev, NULL, false}, {&del, NULL, NULL, false}};
+        watch_response w = {0};
+        w.header_rev = 4;
+        w.watch_id = 7;
+        w.n_events = 2;
+        w.events = evs;
+        /* header: 2 ids of 10-byte varints, revision, raft_term: 1+1+26 */
+        CHECK_EQ_INT(wj_pb_response_base(&h, &w, false), 28 + 2);
+        CHECK_EQ_INT(wj_pb_response_base(&h, &w, true), 28 + 2 + 2);
+        CHECK_EQ_INT(wj_pb_event_size(&evs[0]), 2 + 2 + 16 + 2 + 16);
+        CHECK_EQ_INT(wj_pb_event_size(&evs[1]), 2 + 2 + 2 + 7);
+        /* Size() = 81: fragmented at a limit of 81 (not < limit), not at 82 */
+        CHECK(wj_fragment_needed(&h, &w, 81));
+        CHECK(!wj_fragment_needed(&h, &w, 82));
+        /* with the fragment field: 32 + 38 = 70, + 13 = 83 */
+        CHECK_EQ_INT(wj_fragment_end(&h, &w, 83, 0), 1);
+        CHECK_EQ_INT(wj_fragment_end(&h, &w, 84, 0), 2);
+        CHECK_EQ_INT(wj_fragment_end(&h, &w, 10, 0), 1); /* at least one */
+        CHECK_EQ_INT(wj_fragment_end(&h, &w, 10, 1), 2);
+        w.n_events = 1;
+        CHECK(!wj_fragment_needed(&h, &w, 1)); /* one event: never split */
+        w.n_events = 2;
+        gwbuf b = GWBUF_INIT;
+        wj_put_response_part(&b, &h, &w, false, NULL, NULL, 1, 2, true);
+        buf_putc(&b, 0);
+        CHECK_EQ_STR(b.p, "{" H "\"revision\":\"4\",\"raft_term\":\"2\"},\"watch_id\":\"7\","
+                          "\"fragment\":true,\"events\":["
+                          "{\"type\":\"DELETE\",\"kv\":{\"key\":\"Zm9v\",\"mod_revision\":\"4\"}}]}");
+        buf_free(&b);
+    }
+
     return TEST_REPORT();
 }
