@@ -147,6 +147,12 @@ def check_json_error(status, hdrs, body, what):
     if status < 400:
         return
     ctype = hdrs.get("content-type", "")
+    if status == 400 and body in (b"400 Bad Request: invalid header value",
+                                  b"400 Bad Request: invalid header name"):
+        # refused before any handler, as etcd (Go's net/http) refuses it:
+        # plain text, Connection: close (README "Limits")
+        assert ctype.startswith("text/plain") and hdrs.get("connection") == "close", hdrs
+        return
     assert ctype.startswith("application/json"), (what, status, hdrs, body[:300])
     j = json.loads(body)
     assert set(j) >= {"error", "code"} and isinstance(j["code"], int), (what, j)
