@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -85,6 +86,7 @@ typedef struct gw_conn {
     uint64_t since_us;    /* when the request being received began */
     bool busy;            /* a handler has taken its request */
     bool over;            /* opened past max_connections: its requests get 503 */
+    bool parsing;         /* request line seen, handler not called yet (see cl_refused) */
     struct gw_conn *prev, *next;
 } gw_conn;
 
@@ -198,6 +200,7 @@ struct gw_req {
     uint64_t blocked_ms;      /* since when */
     gw_req *bnext, *bprev;    /* gw_server.blocked, under blk_mu */
     bool http10, http11;      /* the request's version */
+    uint64_t deadline_us;     /* Grpc-Timeout (mono_us), 0: none */
 
     char inline_body[];
 };
@@ -1161,12 +1164,89 @@ static bool append_body(gw_req *r, const char *data, size_t n)
     return true;
 }
 
+/* ---- an invalid Content-Length ----
+ * libmicrohttpd 0.9.75 refuses it itself (400, or 413 past 2^64) but sends
+ * its answer's head twice: parse_connection_headers() queues the answer and
+ * builds its head, then the state machine goes on as if the headers were
+ * fine and builds the head again (the handler is never called).  A client
+ * or proxy reads a 400 whose body is another response head.  Nothing of
+ * kvgate's runs for such a request but the URI callback (before the
+ * headers) and the error log, which 0.9.75 calls on the connection's worker
+ * thread as it refuses the header ("Failed to parse `Content-Length'
+ * header" / "Too large value of 'Content-Length' header"), before anything
+ * is sent.  So the URI callback notes, per worker thread, the connections
+ * between request line and handler; when the log says a Content-Length was
+ * refused and exactly one connection of this thread is at that point, it
+ * is that one: kvgate writes Go's answer (etcd's: one 400 "400 Bad
+ * Request", Connection: close) to its socket and shuts down the sending
+ * side, so libmicrohttpd's own answer cannot go out (its send fails and it
+ * closes the connection).  With more than one such connection on the
+ * thread (headers that came in pieces on several connections at once) it
+ * does nothing and libmicrohttpd's doubled answer goes out as before. */
+static __thread struct MHD_Connection *tl_parsing_conn; /* the last noted */
+static __thread int tl_parsing_n;                        /* how many are noted */
+
+static gw_conn *conn_ctx(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void parsing_begin(struct MHD_Connection *c)
+{
+    gw_conn *gc = conn_ctx(c);
+    if (gc && !gc->parsing) {
+        gc->parsing = true;
+        tl_parsing_n++;
+    }
+    tl_parsing_conn = gc ? c : NULL;
+}
+
+/* c's handler is called, or c closes */
+static void parsing_end(struct MHD_Connection *c, gw_conn *gc)
+{
+    if (gc && gc->parsing) {
+        gc->parsing = false;
+        tl_parsing_n--;
+    }
+    if (tl_parsing_conn == c)
+        tl_parsing_conn = NULL;
+}
+
+static void cl_refused(void)
+{
+    static const char ans[] = "HTTP/1.1 400 Bad Request\r\n"
+                              "Content-Type: text/plain; charset=utf-8\r\n"
+                              "Content-Length: 15\r\n"
+                              "Connection: close\r\n\r\n"
+                              "400 Bad Request";
+    struct MHD_Connection *c = tl_parsing_conn;
+    if (!c || tl_parsing_n != 1)
+        return;
+    gw_conn *gc = conn_ctx(c);
+    if (!gc || !gc->parsing)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    ssize_t k;
+    do
+        k = send(ci->connect_fd, ans, sizeof ans - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (k < 0 && errno == EINTR);
+    (void)k;
+    shutdown(ci->connect_fd, SHUT_WR);
+}
+
 /* libmicrohttpd's own messages (connection limit reached, accept or socket
  * errors) in kvgate's log format instead of raw text on stderr; they can
  * come once per refused connection, so at most one line per 10 s. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
+    if (strstr(fmt, "Content-Length' header. Closing connection."))
+        cl_refused(); /* see above */
     static log_ratelimit rl = LOG_RATELIMIT_INIT;
     uint64_t skipped;
     if (!log_enabled(LOG_WARN) || !log_ratelimit_allow(&rl, 10000, &skipped))
@@ -1254,6 +1334,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
     }
     if (!gc)
         return;
+    parsing_end(c, gc);
     /* CLOSED comes before libmicrohttpd closes the fd: once unlinked here
      * the sweeper cannot touch a reused descriptor */
     pthread_mutex_lock(&s->conns_mu);
@@ -1367,7 +1448,7 @@ static size_t max_query_args(const gw_server *s)
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
     gw_server *s = cls;
-    (void)c;
+    parsing_begin(c);
     const char *q = strchr(uri, '?');
     if (!q || !q[1])
         return NULL;
@@ -1381,6 +1462,316 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
     return &gw_query_overflow;
 }
 
+/* ---- request acceptance: what Go's net/http (etcd) refuses ----
+ * libmicrohttpd 0.9.75 accepts header lines that Go's server refuses, and
+ * some of them change where the request ends: "Content-Length : 14"
+ * (space before the colon) is kept under the name "Content-Length " and
+ * ignored, so the body is parsed as the next request (request smuggling
+ * behind a proxy that honours it).  So before any handler runs, the
+ * request's headers are checked as Go's server checks them, in its order
+ * (readTransfer, then Host, then names and values), and a refused request
+ * is answered and its connection closed (Connection: close), so nothing
+ * that follows on the connection is read as a request. */
+
+/* Go's httpguts token table (RFC 7230 tchar). */
+static bool is_tchar(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return true;
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')
+        return true;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* httpguts.ValidHostHeader's byte table. */
+static bool is_host_byte(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return true;
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z')
+        return true;
+    return ch && strchr("!$%&'()*+,-.:;=[]_~", ch) != NULL;
+}
+
+typedef struct hdr_scan {
+    bool crlf;            /* the request line ended with CRLF */
+    unsigned n_host, n_te, n_cl;
+    const char *host, *te, *cl;
+    size_t host_len, te_len, cl_len;
+    bool cl_differ;       /* two Content-Length values that differ */
+    bool bad_name, bad_value, fold;
+    const char *expect;
+    const char *last_end; /* where the last header's value ends (crlf only) */
+} hdr_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    hdr_scan *h = cls;
+    (void)kind;
+    if (key_size == 0)
+        h->bad_name = true;
+    for (size_t i = 0; i < key_size; i++)
+        if (!is_tchar((unsigned char)key[i]))
+            h->bad_name = true;
+    if (!value)
+        return MHD_YES;
+    for (size_t i = 0; i < value_size; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if ((ch < ' ' && ch != '\t') || ch == 0x7f)
+            h->bad_value = true;
+    }
+    /* A NUL in a value: libmicrohttpd keeps the value up to it (its length
+     * is the C string's).  It turns each line's CR and LF into NULs, so a
+     * value that ends at its line's CRLF is followed by two NULs; one
+     * followed by anything else was cut by a NUL of the request's own.
+     * Only with CRLF lines (as the request line's): after a bare LF the
+     * next line follows at once. */
+    if (h->crlf) {
+        if (value[value_size + 1] != 0)
+            h->bad_value = true;
+        else if (value[value_size + 2] == ' ' || value[value_size + 2] == '\t')
+            h->fold = true; /* the next line continues this one */
+        h->last_end = value + value_size;
+    }
+    if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        h->n_host++;
+        h->host = value;
+        h->host_len = value_size;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->n_te++;
+        h->te = value;
+        h->te_len = value_size;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (h->n_cl++ == 0) {
+            h->cl = value;
+            h->cl_len = value_size;
+        } else if (value_size != h->cl_len || memcmp(value, h->cl, value_size) != 0) {
+            h->cl_differ = true;
+        }
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_EXPECT) == 0 && !h->expect) {
+        h->expect = value;
+    }
+    return MHD_YES;
+}
+
+
+/* Go's answer to a request it cannot read ("400 Bad Request[: why]",
+ * text/plain, Connection: close). */
+static void reply_bad_request(gw_req *r, const char *why)
+{
+    char text[96];
+    snprintf(text, sizeof text, "400 Bad Request%s%s", why ? ": " : "", why ? why : "");
+    char *p = strdup(text);
+    gw_reply(r, 400, "text/plain; charset=utf-8", p, p ? strlen(p) : 0);
+    gw_reply_add_header(r, "Connection", "close");
+}
+
+/* Whether an Expect value holds the token 100-continue (Go's hasToken). */
+static bool expects_continue(const char *v)
+{
+    static const char tok[] = "100-continue";
+    for (const char *p = v; (p = strcasestr(p, tok)) != NULL; p++) {
+        char before = p == v ? ' ' : p[-1], after = p[sizeof tok - 1];
+        if ((before == ' ' || before == ',' || before == '\t') &&
+            (after == 0 || after == ' ' || after == ',' || after == '\t'))
+            return true;
+    }
+    return false;
+}
+
+/* Refuses a request Go's server would not read (see above).  0: fine;
+ * 1: a reply is set (answer it now, the connection closes after it).
+ * (An invalid Content-Length never gets here: see cl_refused.) */
+static int refuse_malformed(gw_req *r, struct MHD_Connection *c, const char *version)
+{
+    hdr_scan h = {0};
+    size_t vl = version ? strlen(version) : 0;
+    /* "HTTP/1.1" is in the connection's read buffer, its line end turned
+     * into NULs: CR LF -> two NULs; a bare LF -> one, then the next line */
+    h.crlf = vl == 8 && version[vl + 1] == 0;
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, scan_header, &h);
+    /* After the last header's CR LF comes the empty line's, unless
+     * libmicrohttpd took a line for the end of the headers that was not:
+     * 0.9.75 does so with a line that starts with ':' (an empty name,
+     * which Go accepts), and reads the lines after it as body or as the
+     * next request. */
+    if (h.last_end && (h.last_end[2] != 0 || h.last_end[3] != 0))
+        h.bad_name = true;
+    if (h.n_te) {
+        /* Go: only "chunked", one header (RFC 9112 6.1: 501 for others);
+         * libmicrohttpd would read any other body until the client closes */
+        if (h.n_te > 1 || h.te_len != 7 || strncasecmp(h.te, "chunked", 7) != 0) {
+            char *p = strdup("Unsupported transfer encoding");
+            gw_reply(r, 501, "text/plain; charset=utf-8", p, p ? strlen(p) : 0);
+            gw_reply_add_header(r, "Connection", "close");
+            return 1;
+        }
+    }
+    if (h.cl_differ) {
+        reply_bad_request(r, NULL);
+        return 1;
+    }
+    if (vl == 8 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0 && h.n_host == 0) {
+        reply_bad_request(r, "missing required Host header");
+        return 1;
+    }
+    if (h.n_host > 1) {
+        reply_bad_request(r, NULL);
+        return 1;
+    }
+    if (h.n_host == 1 && h.host) {
+        for (size_t i = 0; i < h.host_len; i++)
+            if (!is_host_byte((unsigned char)h.host[i])) {
+                reply_bad_request(r, "malformed Host header");
+                return 1;
+            }
+    }
+    if (h.fold) { /* RFC 9112 5.2: refuse or unfold; 0.9.75 garbles it */
+        reply_bad_request(r, "obsolete line folding");
+        return 1;
+    }
+    if (h.bad_name || h.bad_value) {
+        reply_bad_request(r, h.bad_name ? "invalid header name" : "invalid header value");
+        return 1;
+    }
+    if (h.expect && h.expect[0] && !expects_continue(h.expect)) {
+        gw_reply(r, 417, NULL, NULL, 0);
+        gw_reply_add_header(r, "Connection", "close");
+        return 1;
+    }
+    return 0;
+}
+
+/* RFC 9112 3.2.2: a server accepts the absolute-form request target
+ * ("POST http://host:port/v3/kv/range"), as Go's does: the path is what
+ * follows the authority ("" for none: Go's mux then redirects to "/"). */
+static const char *origin_form(const char *url)
+{
+    const char *p = url;
+    if (!((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))
+        return url;
+    while (((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || (*p >= '0' && *p <= '9') || *p == '+' ||
+           *p == '-' || *p == '.')
+        p++;
+    if (p[0] != ':' || p[1] != '/' || p[2] != '/')
+        return url;
+    p += 3;
+    const char *slash = strchr(p, '/');
+    return slash ? slash : p + strlen(p);
+}
+
+/* Grpc-Timeout, as etcd's grpc-gateway reads it (runtime.AnnotateContext,
+ * timeoutDecode): an integer (strconv.ParseInt: optional sign) and one
+ * unit, H M S m u n; the call's deadline.  0 ok (*ns: the timeout, 0 for
+ * none), -1 invalid. */
+static int parse_grpc_timeout(const char *v, int64_t *ns)
+{
+    size_t n = strlen(v);
+    *ns = 0;
+    if (n == 0)
+        return 0; /* Header.Get gives "": no timeout */
+    if (n < 2)
+        return -1;
+    uint64_t unit;
+    switch (v[n - 1]) {
+    case 'H': unit = 3600000000000ull; break;
+    case 'M': unit = 60000000000ull; break;
+    case 'S': unit = 1000000000ull; break;
+    case 'm': unit = 1000000ull; break;
+    case 'u': unit = 1000ull; break;
+    case 'n': unit = 1ull; break;
+    default: return -1;
+    }
+    size_t i = 0;
+    bool neg = false;
+    if (v[0] == '+' || v[0] == '-') {
+        neg = v[0] == '-';
+        i = 1;
+    }
+    if (i == n - 1)
+        return -1;
+    uint64_t t = 0;
+    for (; i < n - 1; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(v[i] - '0'), lim = (uint64_t)INT64_MAX + neg;
+        if (t > (lim - d) / 10)
+            return -1; /* out of int64's range */
+        t = t * 10 + d;
+    }
+    /* time.Duration(t) * unit wraps in Go as it does here */
+    uint64_t d = (neg ? 0 - t : t) * unit;
+    *ns = (int64_t)d;
+    return 0;
+}
+
+/* Sets r's deadline from its Grpc-Timeout; false (and a reply set) when
+ * the header is invalid. */
+static bool take_grpc_timeout(gw_req *r, struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Grpc-Timeout");
+    int64_t ns;
+    if (!v)
+        return true;
+    if (parse_grpc_timeout(v, &ns) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "invalid grpc-timeout: %.120s", v);
+        gw_reply_error(r, 400, GRPC_INVALID_ARGUMENT, msg);
+        return false;
+    }
+    if (ns == 0)
+        return true;
+    if (ns < 0)
+        r->deadline_us = 1; /* passed already */
+    else
+        r->deadline_us = r->t0_us + (uint64_t)ns / 1000u;
+    return true;
+}
+
+static bool deadline_passed(const gw_req *r)
+{
+    return r->deadline_us && mono_us() >= r->deadline_us;
+}
+
+/* A request whose Grpc-Timeout deadline has passed when its call would
+ * start: etcd's gateway gets DeadlineExceeded from the call, 504 code 4.
+ * (Only checked then: a call still running at its deadline, e.g. a lock
+ * or campaign waiting or a slow write, is not canceled.) */
+static void reply_deadline_exceeded(gw_req *r)
+{
+    free(r->rbody);
+    r->rbody = NULL;
+    r->rlen = 0;
+    for (size_t i = 0; i < r->n_extra; i++) {
+        free(r->extra[i][0]);
+        free(r->extra[i][1]);
+    }
+    r->n_extra = 0;
+    r->replied = false;
+    r->deadline_us = 0;
+    gw_reply_error(r, 504, GRPC_DEADLINE_EXCEEDED, "context deadline exceeded");
+}
+
+/* A reply is set before the body was read (404, 405, preflight, ...):
+ * read and drop the body, then answer, so the connection stays usable (an
+ * answer queued mid-body makes libmicrohttpd close the socket with data
+ * unread: a reset the client may see instead of the answer).  A declared
+ * Content-Length over the body cap is answered at once, as the 413 of a
+ * known route: libmicrohttpd then reads no more and closes after it. */
+static enum MHD_Result drain_then_answer(gw_req *r, struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+        strtoull(cl, NULL, 10) > r->s->cfg.max_body_bytes) {
+        gw_reply_add_header(r, "Connection", "close");
+        return queue_reply(r);
+    }
+    r->state = RS_DRAIN;
+    return MHD_YES;
+}
+
 static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
                            const char *method, const char *version, const char *upload_data,
                            size_t *upload_data_size, void **con_cls)
@@ -1392,6 +1783,8 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
     gw_req *r = *con_cls;
 
     if (!r) {
+        parsing_end(c, conn_ctx(c));
+        url = origin_form(url);
         r = req_new(s, c, url, method);
         if (!r)
             return MHD_NO;
@@ -1415,12 +1808,13 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
             atomic_fetch_sub_explicit(&s->active, 1, memory_order_relaxed);
             return MHD_NO;
         }
+        if (refuse_malformed(r, c, version))
+            return queue_reply(r);
         r->origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
         r->cors_ok = r->origin && origin_allowed(s, r->origin);
         if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
             preflight(r);
-            r->state = RS_DRAIN;
-            return MHD_YES;
+            return drain_then_answer(r, c);
         }
         if (s->cfg.max_connections && conn_over(c)) {
             char msg[96];
@@ -1450,9 +1844,10 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
             } else {
                 reply_text(r, 404, is_gateway_path(url) ? "Not Found\n" : "404 page not found\n");
             }
-            r->state = RS_DRAIN;
-            return MHD_YES;
+            return drain_then_answer(r, c);
         }
+        if (is_gateway_path(url) && !take_grpc_timeout(r, c))
+            return drain_then_answer(r, c);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -1469,11 +1864,12 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
     switch (r->state) {
     case RS_DRAIN:
         if (*upload_data_size) {
+            /* all of it, however long: answered mid-upload, libmicrohttpd
+             * would close the socket with the rest unread and the client
+             * get a reset instead of the answer (the request deadline,
+             * --connection-timeout, still bounds a slow body) */
             r->body_len += *upload_data_size;
             *upload_data_size = 0;
-            /* a huge body for nothing: answer now and let MHD close */
-            if (r->body_len > s->cfg.max_body_bytes)
-                return queue_reply(r);
             return MHD_YES;
         }
         return queue_reply(r);
@@ -1490,6 +1886,10 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *c, const char *url,
         }
         if (refuse_deep_body(r))
             return queue_reply(r);
+        if (deadline_passed(r)) { /* Grpc-Timeout: before the call */
+            reply_deadline_exceeded(r);
+            return queue_reply(r);
+        }
         conn_mark(s, c, true);
         return run(r, r->rt->fn);
     case RS_SUSPENDED:

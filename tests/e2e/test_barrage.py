@@ -37,7 +37,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC = yaml.safe_load(open(os.path.join(HERE, "..", "..", "openapi.yaml")))
 ROUTES = [(p, m.upper()) for p, v in SPEC["paths"].items() for m in v
           if m in ("get", "post", "head")]
-POST_ROUTES = [p for p, m in ROUTES if m == "POST"]
+# Calls that wait by design (a lock held by an earlier request of the
+# barrage, an election without a leader) answer nothing for as long as that
+# lasts, as on etcd: not garbage handling, left out.
+BLOCKING = ("/lock/lock", "/election/campaign", "/election/observe")
+POST_ROUTES = [p for p, m in ROUTES if m == "POST" and not p.endswith(BLOCKING)]
 WRITE_SUFFIXES = ("/kv/put", "/kv/deleterange", "/kv/txn", "/kv/compaction",
                   "/lease/grant", "/lease/revoke", "/maintenance/defragment",
                   "/maintenance/alarm")
@@ -157,6 +161,12 @@ def check_json_error(status, hdrs, body, what):
     if status < 400:
         return
     ctype = hdrs.get("content-type", "")
+    if status == 400 and body in (b"400 Bad Request: invalid header value",
+                                  b"400 Bad Request: invalid header name"):
+        # refused before any handler, as etcd (Go's net/http) refuses it:
+        # plain text, Connection: close (README "Limits")
+        assert ctype.startswith("text/plain") and hdrs.get("connection") == "close", hdrs
+        return
     assert ctype.startswith("application/json"), (what, status, hdrs, body[:300])
     j = json.loads(body)
     assert set(j) >= {"error", "code"} and isinstance(j["code"], int), (what, j)
