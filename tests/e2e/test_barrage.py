@@ -37,11 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC = yaml.safe_load(open(os.path.join(HERE, "..", "..", "openapi.yaml")))
 ROUTES = [(p, m.upper()) for p, v in SPEC["paths"].items() for m in v
           if m in ("get", "post", "head")]
-# Calls that wait by design (a lock held by an earlier request of the
-# barrage, an election without a leader) answer nothing for as long as that
-# lasts, as on etcd: not garbage handling, left out.
-BLOCKING = ("/lock/lock", "/election/campaign", "/election/observe")
-POST_ROUTES = [p for p, m in ROUTES if m == "POST" and not p.endswith(BLOCKING)]
+POST_ROUTES = [p for p, m in ROUTES if m == "POST"]
 WRITE_SUFFIXES = ("/kv/put", "/kv/deleterange", "/kv/txn", "/kv/compaction",
                   "/lease/grant", "/lease/revoke", "/maintenance/defragment",
                   "/maintenance/alarm")
