@@ -98,20 +98,9 @@ static void reply_campaign(lk_op *op)
     gw_reply_json(op->r, 200, &b);
 }
 
-/* Resign after a failure: answer the failure whatever the resign gives. */
-static void campaign_resigned(lk_op *op)
-{
-    kv_response_free(op->resp);
-    op->resp = NULL;
-    if (op->wait_canceled)
-        lk_reply_canceled(op);
-    else
-        lk_reply_err(op, op->wait_err ? op->wait_err : "etcdserver: out of memory");
-}
-
 static void campaign_resign(lk_op *op)
 {
-    lk_submit(op, delete_if_leader(&op->key, op->my_rev), campaign_resigned);
+    lk_submit(op, delete_if_leader(&op->key, op->my_rev), lk_reply_wait_failed);
 }
 
 static void campaign_waited(lk_op *op)

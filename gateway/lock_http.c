@@ -449,13 +449,26 @@ int lk_txn_add(kv_op **ops, size_t *n, kv_op *op)
     return 0;
 }
 
-int lk_put_op(kv_op *op, const kv_bytes *key, const kv_bytes *value, int64_t lease)
+/* op set to an empty op of the given type whose key is a copy of key;
+ * 0, or -1 with op freed. */
+static int key_op(kv_op *op, kv_op_type type, const kv_bytes *key)
 {
     memset(op, 0, sizeof *op);
-    op->type = KV_OP_PUT;
+    op->type = type;
+    kv_bytes *k = type == KV_OP_PUT ? &op->u.put.key : type == KV_OP_DELETE ? &op->u.del.key : &op->u.range.key;
+    if (kv_bytes_set(k, key->data, key->len) != 0) {
+        kv_op_free(op);
+        return -1;
+    }
+    return 0;
+}
+
+int lk_put_op(kv_op *op, const kv_bytes *key, const kv_bytes *value, int64_t lease)
+{
+    if (key_op(op, KV_OP_PUT, key) != 0)
+        return -1;
     op->u.put.lease = lease;
-    if (kv_bytes_set(&op->u.put.key, key->data, key->len) != 0 ||
-        (value && kv_bytes_set(&op->u.put.value, value->data, value->len) != 0)) {
+    if (value && kv_bytes_set(&op->u.put.value, value->data, value->len) != 0) {
         kv_op_free(op);
         return -1;
     }
@@ -464,24 +477,12 @@ int lk_put_op(kv_op *op, const kv_bytes *key, const kv_bytes *value, int64_t lea
 
 int lk_delete_op(kv_op *op, const kv_bytes *key)
 {
-    memset(op, 0, sizeof *op);
-    op->type = KV_OP_DELETE;
-    if (kv_bytes_set(&op->u.del.key, key->data, key->len) != 0) {
-        kv_op_free(op);
-        return -1;
-    }
-    return 0;
+    return key_op(op, KV_OP_DELETE, key);
 }
 
 int lk_range_key_op(kv_op *op, const kv_bytes *key)
 {
-    memset(op, 0, sizeof *op);
-    op->type = KV_OP_RANGE;
-    if (kv_bytes_set(&op->u.range.key, key->data, key->len) != 0) {
-        kv_op_free(op);
-        return -1;
-    }
-    return 0;
+    return key_op(op, KV_OP_RANGE, key);
 }
 
 bool lk_too_large(lock_http *lh, const kv_request *req)
@@ -707,7 +708,7 @@ static void reply_lock(lk_op *op, int64_t rev)
     gw_reply_json(op->r, 200, &b);
 }
 
-static void lock_unlocked(lk_op *op)
+void lk_reply_wait_failed(lk_op *op)
 {
     kv_response_free(op->resp);
     op->resp = NULL;
@@ -728,7 +729,7 @@ static void lock_release(lk_op *op)
             req = NULL;
         }
     }
-    lk_submit(op, req, lock_unlocked);
+    lk_submit(op, req, lk_reply_wait_failed);
 }
 
 static void lock_waited(lk_op *op)

@@ -96,6 +96,10 @@ void lk_reply_err(lk_op *op, const char *msg);   /* 500, code 2, msg */
 void lk_reply_kv_err(lk_op *op, kv_err e);       /* 500, code 2, etcd's text for e */
 void lk_reply_canceled(lk_op *op);               /* the client is gone / server stops */
 void lk_reply_header(lk_op *op, int64_t rev);    /* {"header":...} */
+/* After a wait that failed and the cleanup write (unlock, resign) it
+ * caused: answers the failure (canceled, or wait_err), whatever the cleanup
+ * gave. */
+void lk_reply_wait_failed(lk_op *op);
 const ej_header *lk_header(lock_http *lh);
 kvstore *lk_store(lock_http *lh);
 watchable *lk_watchable(lock_http *lh);
