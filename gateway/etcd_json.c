@@ -639,36 +639,6 @@ static int dec_txn(ej_decoder *d, json_t *o, kv_txn_req *t)
 /* ------------------------------------------------------------------ */
 /* decoder entry points                                                */
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid
- * (Go's utf8.DecodeRune rules: no overlongs, surrogates, > U+10FFFF). */
-static size_t utf8_valid(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t need;
-    uint32_t cp, min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 2; cp = c & 0x1f; min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 3; cp = c & 0x0f; min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 4; cp = c & 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return need;
-}
-
 static int hexval(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
@@ -723,7 +693,8 @@ static void sanitize_string(gwbuf *o, const char *b, size_t n)
             buf_put(o, b + i, 2);
             i += 2;
         } else {
-            size_t l = utf8_valid((const unsigned char *)b + i, n - i);
+            unsigned long rune;
+            size_t l = gojson_decode_rune((const unsigned char *)b + i, n - i, &rune);
             if (l) {
                 buf_put(o, b + i, l);
                 i += l;

@@ -231,9 +231,7 @@ int gojson_is_print(unsigned long r)
     return 0;
 }
 
-/* Go's utf8.DecodeRune: the rune at p (n > 0 bytes) and its width, or
- * width 0 for an invalid sequence (Go: RuneError, width 1). */
-static size_t decode_rune(const unsigned char *p, size_t n, unsigned long *r)
+size_t gojson_decode_rune(const unsigned char *p, size_t n, unsigned long *r)
 {
     unsigned char c = p[0];
     size_t need;
@@ -272,7 +270,7 @@ size_t gojson_quote(const char *s, size_t n, char *out)
     out[o++] = '"';
     for (size_t i = 0; i < n;) {
         unsigned long r;
-        size_t w = decode_rune(p + i, n - i, &r);
+        size_t w = gojson_decode_rune(p + i, n - i, &r);
         if (w == 0) {
             out[o++] = '\\';
             out[o++] = 'x';

@@ -60,6 +60,11 @@ size_t gojson_depth(const char *buf, size_t len, size_t limit);
  * with): letters, marks, numbers, punctuation, symbols, ASCII space. */
 int gojson_is_print(unsigned long r);
 
+/* Go's utf8.DecodeRune: the rune at p (n > 0 bytes) in *r and its width,
+ * or width 0 for an invalid sequence (overlong, surrogate, > U+10FFFF,
+ * truncated; Go: RuneError, width 1). */
+size_t gojson_decode_rune(const unsigned char *p, size_t n, unsigned long *r);
+
 /* Go's strconv.Quote of the bytes s[0..n) (what %q prints for a string or
  * []byte), with its double quotes, into out, which must hold 4 * n + 3
  * bytes; NUL-terminated.  Returns the length written. */
