@@ -492,3 +492,59 @@ def test_memory_bounded_while_readers_stall(scenario):
     assert extra < EXTRA_GROWTH_LIMIT_KIB, (
         "RSS grew %d KiB more than the control (limit %d KiB): the stalled streams' "
         "backlog is held in memory" % (extra, EXTRA_GROWTH_LIMIT_KIB))
+
+
+def _stalled_stream(k, n_values, stall_s):
+    """A POST watch whose reader (4 KiB receive buffer) reads nothing while
+    n_values values of 100,000 bytes are written, then stall_s more seconds;
+    then reads until EOF or 3 s of silence.  Returns (bytes, closed)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", k.port))
+    body = json.dumps({"create_request": {"key": b64("stall/big")}})
+    s.sendall(("POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+               % (len(body), body)).encode())
+    c = k.client()
+    time.sleep(0.3)
+    for _ in range(n_values):
+        c.put("stall/big", "x" * 100000)
+    time.sleep(stall_s)
+    s.settimeout(3)
+    got, closed = 0, False
+    try:
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not b:
+                closed = True
+                break
+            got += len(b)
+    finally:
+        s.close()
+    return got, closed
+
+
+def test_stalled_stream_closed_after_stall_timeout(kvgate_factory):
+    """--stream-stall-timeout: a stream whose socket took nothing for that
+    long, while a write waited, is closed (kvgate writes idle streams itself
+    and keeps what the socket did not take: its flusher thread enforces the
+    timeout); the server goes on serving."""
+    k = kvgate_factory(extra_args=["--stream-stall-timeout", "2"])
+    got, closed = _stalled_stream(k, 40, 4.5)
+    assert closed, "the stalled stream is still open after %d bytes" % got
+    assert got < 40 * 133000, "every value arrived (%d bytes): nothing stalled" % got
+    assert k.client().put("after", "x")["header"]["revision"]
+
+
+def test_stalled_stream_without_timeout_gets_everything(kvgate_factory):
+    """The same stall with --stream-stall-timeout 0: nothing is closed and
+    every value arrives once the reader reads again."""
+    k = kvgate_factory(extra_args=["--stream-stall-timeout", "0"])
+    got, closed = _stalled_stream(k, 40, 4.5)
+    assert not closed
+    assert got >= 40 * 133336, got  # 40 x base64 of 100,000 bytes, plus framing
