@@ -293,7 +293,8 @@ kv_err kvstore_get_at(kvstore *s, const uint8_t *key, size_t key_len, int64_t re
  * stored.  Stops after the revision during which the event count reached
  * max_events (a revision is never split).  *n = 0 and *evs = NULL when none.
  * Sets *next_rev to the first revision not read (to_rev + 1 when all).
- * KV_ERR_COMPACTED if from_rev <= compact_rev (those events are gone). */
+ * KV_ERR_COMPACTED if from_rev < compact_rev, as etcd (the compaction
+ * revision itself is readable: its puts are kept, a delete at it is gone). */
 kv_err kvstore_read_events(kvstore *s, int64_t from_rev, int64_t to_rev,
                            size_t max_events, kv_event **evs, size_t *n,
                            int64_t *next_rev);

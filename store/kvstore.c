@@ -466,7 +466,10 @@ kv_err kvstore_read_events_max(kvstore *s, int64_t from_rev, int64_t to_rev, siz
     if (to_rev > cur)
         to_rev = cur; /* above the published revision is not committed yet */
     *next_rev = to_rev + 1 > from_rev ? to_rev + 1 : from_rev;
-    if (from_rev <= kvstore_compact_rev(s))
+    /* etcd: a start below the compaction revision is compacted; the
+     * compaction revision itself is still readable (its puts are kept, a
+     * delete at it is gone with the key's history) */
+    if (from_rev < kvstore_compact_rev(s))
         return KV_ERR_COMPACTED;
     if (from_rev > to_rev)
         return KV_OK;
@@ -530,7 +533,7 @@ kv_err kvstore_read_events_max(kvstore *s, int64_t from_rev, int64_t to_rev, siz
     if (!err)
         err = backend_iter_status(it);
     backend_iter_free(it);
-    if (!err && from_rev <= kvstore_compact_rev(s))
+    if (!err && from_rev < kvstore_compact_rev(s))
         err = KV_ERR_COMPACTED; /* raced with a compaction */
     if (err) {
         kv_events_free(a, cnt);

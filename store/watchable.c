@@ -784,7 +784,7 @@ static bool sync_pass(watchable *ws)
         wg_member *next = m->all_next;
         watcher *w = (watcher *)m;
         visited++;
-        if (compact > 0 && w->min_rev <= compact) {
+        if (compact > 0 && w->min_rev < compact) { /* etcd: minRev < compactRev */
             cancel_compacted(ws, w, compact);
         } else if (w->min_rev < -1) {
             /* below etcd's compactMainRev, which is -1 before any compaction */

@@ -9,8 +9,6 @@ Writes are issued only once the stream has answered what came before
 
 Known, deliberate differences are not here but in
 tests/e2e/test_watch_json.py (with the reason):
-  - start_revision == compact revision: etcd serves it (and may lose the
-    delete events of that revision); kvgate cancels with compact_revision;
   - a POST body with no request at all: etcd sends no response head until
     the first message (forever); kvgate answers 200 and an empty stream;
   - /v3alpha/watch: 404 on etcd 3.4, served by kvgate.
@@ -199,6 +197,35 @@ def sc_compaction_cancel_then_more_creates(ctx):
     s = ctx.open(body_of(create("a", start_revision=3), create("a")))
     s.wait_lines(3, 5)
     ctx.c.put("a", "live")
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_compaction_start_at_compact_revision(ctx):
+    """etcd serves a watch from the compaction revision itself (only a start
+    below it is compacted): the put at it is kept, history follows."""
+    for i in range(6):
+        ctx.c.put("a", str(i))                      # 2..7
+    ctx.c.compact(5, physical=True)
+    s = ctx.open(body_of(create("a", start_revision=5, prev_kv=True)))
+    s.wait_lines(2, 5)
+    ctx.c.put("a", "live")
+    s.quiet(QUIET)
+    return norm_lines(s)
+
+
+def sc_compaction_start_at_compacted_delete(ctx):
+    """A delete at the compaction revision is gone with its key's history
+    (etcd keeps the newest revision <= C of a key unless it is a tombstone):
+    a watch from C starts with what comes after it."""
+    ctx.c.put("k/a", "1")                           # 2
+    ctx.c.put("k/b", "1")                           # 3
+    ctx.c.delete("k/a")                             # 4
+    ctx.c.put("k/b", "2")                           # 5
+    ctx.c.compact(4, physical=True)
+    s = ctx.open(body_of(create("k/", range_end="k0", start_revision=4)))
+    s.wait_lines(2, 5)
+    ctx.c.delete("k/b")
     s.quiet(QUIET)
     return norm_lines(s)
 

@@ -174,7 +174,12 @@ int main(void)
         kv_event *evs;
         size_t n;
         int64_t next;
-        CHECK(kvstore_read_events(s, 3, 8, 0, &evs, &n, &next) == KV_ERR_COMPACTED);
+        /* as etcd: below the compaction revision is compacted, the
+         * compaction revision itself is readable (its put is kept) */
+        CHECK(kvstore_read_events(s, 2, 8, 0, &evs, &n, &next) == KV_ERR_COMPACTED);
+        CHECK(kvstore_read_events(s, 3, 8, 0, &evs, &n, &next) == KV_OK && n == 6);
+        CHECK(n && evs[0].kv.mod_revision == 3 && evs[0].type == KV_EVENT_PUT);
+        kv_events_free(evs, n);
         CHECK(kvstore_read_events(s, 4, 8, 0, &evs, &n, &next) == KV_OK && n == 5);
         kv_events_free(evs, n);
         kv_keyvalue kv;
