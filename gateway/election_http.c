@@ -137,13 +137,9 @@ static void campaign_proclaimed(lk_op *op)
 
 static void campaign_txn_done(lk_op *op)
 {
-    kv_response *resp = op->resp;
-    op->resp = NULL;
-    if (!resp || resp->err != KV_OK) {
-        lk_reply_kv_err(op, resp ? resp->err : KV_ERR_NOMEM);
-        kv_response_free(resp);
+    kv_response *resp = lk_take_resp(op);
+    if (!resp)
         return;
-    }
     kv_txn_resp *t = resp->resp.type == KV_OP_TXN ? resp->resp.u.txn : NULL;
     op->hdr_rev = op->my_rev = resp->header_revision;
     bool proclaim = false;
@@ -189,13 +185,9 @@ static void h_campaign(gw_req *r, void *ctx)
 
 static void proclaim_done(lk_op *op)
 {
-    kv_response *resp = op->resp;
-    op->resp = NULL;
-    if (!resp || resp->err != KV_OK) {
-        lk_reply_kv_err(op, resp ? resp->err : KV_ERR_NOMEM);
-        kv_response_free(resp);
+    kv_response *resp = lk_take_resp(op);
+    if (!resp)
         return;
-    }
     bool ok = resp->resp.type == KV_OP_TXN && resp->resp.u.txn && resp->resp.u.txn->succeeded;
     int64_t rev = resp->header_revision;
     kv_response_free(resp);
@@ -207,13 +199,9 @@ static void proclaim_done(lk_op *op)
 
 static void resign_done(lk_op *op)
 {
-    kv_response *resp = op->resp;
-    op->resp = NULL;
-    if (!resp || resp->err != KV_OK) {
-        lk_reply_kv_err(op, resp ? resp->err : KV_ERR_NOMEM);
-        kv_response_free(resp);
+    kv_response *resp = lk_take_resp(op);
+    if (!resp)
         return;
-    }
     lk_reply_header(op, resp->header_revision);
     kv_response_free(resp);
 }

@@ -277,7 +277,7 @@ void lk_submit(lk_op *op, kv_request *req, lk_step_fn next)
 }
 
 /* Takes the store's answer; NULL after answering its error. */
-static kv_response *take_resp(lk_op *op)
+kv_response *lk_take_resp(lk_op *op)
 {
     kv_response *resp = op->resp;
     op->resp = NULL;
@@ -494,7 +494,7 @@ bool lk_too_large(lock_http *lh, const kv_request *req)
 
 static void session_granted(lk_op *op)
 {
-    kv_response *resp = take_resp(op);
+    kv_response *resp = lk_take_resp(op);
     if (!resp)
         return;
     op->lease = resp->lease.id;
@@ -743,7 +743,7 @@ static void lock_waited(lk_op *op)
 
 static void lock_txn_done(lk_op *op)
 {
-    kv_response *resp = take_resp(op);
+    kv_response *resp = lk_take_resp(op);
     if (!resp)
         return;
     kv_txn_resp *t = resp->resp.type == KV_OP_TXN ? resp->resp.u.txn : NULL;
@@ -851,7 +851,7 @@ static void h_lock(gw_req *r, void *ctx)
 
 static void unlock_done(lk_op *op)
 {
-    kv_response *resp = take_resp(op);
+    kv_response *resp = lk_take_resp(op);
     if (!resp)
         return;
     lk_reply_header(op, resp->header_revision);

@@ -84,6 +84,9 @@ struct lk_op {
 lk_op *lk_op_new(lock_http *lh, gw_req *r);
 /* Suspends r, submits req (stolen); op->next runs with op->resp. */
 void lk_submit(lk_op *op, kv_request *req, lk_step_fn next);
+/* The store's answer to the last lk_submit, taken from op; NULL after
+ * answering its error (out of memory, or the store's). */
+kv_response *lk_take_resp(lk_op *op);
 /* etcd's waitDeletes(op->pfx, max_create_rev): then `done` runs (on an MHD
  * thread) with op->wait_rev = the header of the last read, or wait_err /
  * wait_canceled set.  Suspends r until then. */
