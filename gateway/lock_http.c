@@ -75,7 +75,10 @@ static void *manager_main(void *arg)
         bool tick = now.tv_sec > next.tv_sec ||
                     (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec);
         if (!lh->pending && !lh->spending && !tick) {
-            pthread_cond_timedwait(&lh->cond, &lh->mu, &next);
+            if (!lh->ops && !lh->streams) /* no request to check: no ticks while idle */
+                pthread_cond_wait(&lh->cond, &lh->mu);
+            else
+                pthread_cond_timedwait(&lh->cond, &lh->mu, &next);
             continue;
         }
         lk_op *resume = NULL;
@@ -222,6 +225,8 @@ lk_op *lk_op_new(lock_http *lh, gw_req *r)
     op->lh = lh;
     op->r = r;
     pthread_mutex_lock(&lh->mu);
+    if (!lh->ops && !lh->streams)
+        pthread_cond_signal(&lh->cond); /* the manager ticks again */
     op->registered = true;
     op->next_op = lh->ops;
     if (lh->ops)
@@ -641,6 +646,8 @@ lk_stream *lk_stream_new(lock_http *lh, gw_req *r)
     pthread_mutex_lock(&lh->mu);
     if (lh->ending)
         atomic_store(&s->ending, true);
+    if (!lh->ops && !lh->streams)
+        pthread_cond_signal(&lh->cond); /* the manager ticks again */
     s->next = lh->streams;
     if (lh->streams)
         lh->streams->prev = s;
